@@ -1,0 +1,1 @@
+"""Response engine: incidents, statutory deadlines, scheduled notices and notification channels."""

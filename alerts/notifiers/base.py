@@ -1,0 +1,33 @@
+"""The notifier boundary: one Protocol, a typed registry, and the two failure kinds a channel can report."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Protocol
+
+
+class DeliveryError(Exception):
+    """A send failed. `fatal` means retrying cannot help (bad request, forbidden, unknown chat)."""
+
+    def __init__(self, message: str, *, fatal: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+        self.retry_after = retry_after
+
+
+class NotConfiguredError(Exception):
+    """A notifier lacks what it needs (e.g. a token); it disables itself with one log line."""
+
+
+class Notifier(Protocol):
+    name: ClassVar[str]
+    format: ClassVar[Literal["text", "html"]]
+
+    def receivers(self) -> list[str]:
+        """Who gets every alert on this channel (chat ids, addresses …)."""
+        ...
+
+    async def send(self, receiver: str, body: str) -> None:
+        """Deliver one message or raise DeliveryError."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,67 @@
+"""Telegram notifier through python-telegram-bot (HTML messages to each configured chat).
+
+The Bot API base URL is configurable (YUQING_TELEGRAM_API_BASE), which is how tests point the real library
+at a local fake server. Failures are classified: 400/403/401 are fatal, network errors, 5xx and 429 are
+transient (429 carries retry_after).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import ClassVar, Literal
+
+from telegram import Bot, LinkPreviewOptions
+from telegram.constants import MessageLimit, ParseMode
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.request import HTTPXRequest
+
+from alerts.notifiers.base import DeliveryError, NotConfiguredError
+
+
+class TelegramNotifier:
+    name: ClassVar[str] = "telegram"
+    format: ClassVar[Literal["text", "html"]] = "html"
+
+    def __init__(self, token: str | None, chat_ids: list[int], *, base_url: str, timeout: float) -> None:
+        if not token:
+            raise NotConfiguredError("YUQING_TELEGRAM_TOKEN is not set")
+        if not chat_ids:
+            raise NotConfiguredError("no chat ids (alerts.telegram.chat_ids or YUQING_TELEGRAM_CHAT_IDS)")
+        self._chat_ids = list(chat_ids)
+        request = HTTPXRequest(connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout)
+        self._bot = Bot(token, base_url=base_url, request=request)
+        self._ready = False
+
+    def receivers(self) -> list[str]:
+        return [str(c) for c in self._chat_ids]
+
+    async def send(self, receiver: str, body: str) -> None:
+        if len(body) > MessageLimit.MAX_TEXT_LENGTH:
+            body = body[: MessageLimit.MAX_TEXT_LENGTH - 1] + "…"
+        try:
+            if not self._ready:
+                await self._bot.initialize()
+                self._ready = True
+            await self._bot.send_message(
+                chat_id=int(receiver),
+                text=body,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        except RetryAfter as exc:
+            after = exc.retry_after  # a timedelta under PTB_TIMEDELTA (set by pipeline.main), else seconds
+            seconds = after.total_seconds() if isinstance(after, timedelta) else float(after)
+            raise DeliveryError(f"rate limited: retry after {seconds:g}s", fatal=False, retry_after=seconds) from None
+        except (BadRequest, Forbidden, InvalidToken) as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc.message}", fatal=True) from None
+        except (TimedOut, NetworkError) as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc.message}", fatal=False) from None
+        except TelegramError as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc.message}", fatal=False) from None
+
+    async def close(self) -> None:
+        if self._ready:
+            try:
+                await self._bot.shutdown()
+            finally:
+                self._ready = False

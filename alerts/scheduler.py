@@ -1,0 +1,85 @@
+"""Deadline scheduler: APScheduler 3.x jobs are only triggers; the database is the truth.
+
+Job ids are `deadline:<id>` with replace_existing, so scheduling twice is harmless; each job carries the
+deadline's fencing token, so a job made stale by a later change does nothing. `reconcile()` rebuilds every
+job from the pending deadlines at start-up; an overdue one is fired at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from alerts.clock import Clock, FakeClock
+from alerts.engine import AlertEngine, Scheduled
+from alerts.outbox import Dispatcher
+
+log = logging.getLogger(__name__)
+
+
+class DeadlineScheduler:
+    def __init__(self, engine: AlertEngine, dispatcher: Dispatcher, clock: Clock) -> None:
+        self.engine = engine
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.aps = AsyncIOScheduler(timezone="UTC", job_defaults={"misfire_grace_time": None, "coalesce": True})
+
+    def start(self, *, paused: bool = False) -> None:
+        """Start APScheduler (needs a running event loop). Paused: jobs are kept but only run_due runs them."""
+        self.aps.start(paused=paused)
+
+    def shutdown(self) -> None:
+        if self.aps.running:
+            self.aps.shutdown(wait=False)
+
+    def schedule(self, item: Scheduled) -> None:
+        self.aps.add_job(
+            self._fire, "date", run_date=item.at, args=[item.deadline_id, item.token],
+            id=f"deadline:{item.deadline_id}", replace_existing=True,
+        )
+
+    def reconcile(self) -> int:
+        """Re-create a job for every pending deadline; return how many."""
+        items = self.engine.reconcile()
+        for item in items:
+            self.schedule(item)
+        now = self.clock.now()
+        overdue = sum(1 for i in items if i.at <= now)
+        log.info("reconciled %d pending deadline trigger(s), %d due now", len(items), overdue)
+        return len(items)
+
+    async def _fire(self, deadline_id: int, token: int) -> None:
+        following = self.engine.fire(deadline_id, token, self.clock.now())
+        if following is not None:
+            self.schedule(following)
+        await self.dispatcher.dispatch()
+
+    def pending_jobs(self) -> list[tuple[str, datetime]]:
+        return sorted(
+            ((job.id, job.next_run_time) for job in self.aps.get_jobs() if job.next_run_time is not None),
+            key=lambda pair: pair[1],
+        )
+
+    async def run_due(self, clock: FakeClock, until: datetime) -> int:
+        """Run, in time order, every deadline job due up to `until`, moving the fake clock to each job's time.
+
+        This drives the real APScheduler job store on a fake clock (tests, and replaying a drill); the
+        scheduler must have been started paused so APScheduler does not also run the jobs on wall time.
+        """
+        ran = 0
+        while True:
+            jobs = [j for j in self.aps.get_jobs() if j.id.startswith("deadline:") and j.next_run_time is not None]
+            if not jobs:
+                break
+            job = min(jobs, key=lambda j: j.next_run_time)
+            if job.next_run_time > until:
+                break
+            clock.set(max(clock.now(), job.next_run_time))
+            job.remove()
+            await job.func(*job.args)
+            ran += 1
+        if clock.now() < until:
+            clock.set(until)
+        return ran

@@ -1,0 +1,1 @@
+"""Chinese-text classifier: relevance, priority category, severity and sentiment for one post."""

@@ -1,0 +1,68 @@
+"""Reading a source's bytes from a file path, file:// URL or http(s):// URL, with size and time limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import httpx
+
+
+class FetchError(Exception):
+    """A source could not be read; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    body: bytes
+    content_type: str | None
+    url: str
+
+
+def resolve_location(location: str, base_dir: Path) -> str:
+    """An http(s) URL stays as it is; a file:// URL or a path (relative to base_dir) becomes an absolute path."""
+    parsed = urlparse(location)
+    if parsed.scheme in ("http", "https"):
+        return location
+    if parsed.scheme == "file":
+        return unquote(parsed.path)
+    if parsed.scheme and len(parsed.scheme) > 1:
+        raise FetchError(f"unsupported URL scheme {parsed.scheme!r} in {location!r}")
+    path = Path(location)
+    return str(path if path.is_absolute() else (base_dir / path).resolve())
+
+
+def fetch_bytes(location: str, *, timeout: float, max_bytes: int, user_agent: str) -> Fetched:
+    """Read a resolved location (see resolve_location). Raises FetchError."""
+    if location.startswith(("http://", "https://")):
+        return _fetch_http(location, timeout=timeout, max_bytes=max_bytes, user_agent=user_agent)
+    path = Path(location)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise FetchError(f"{path}: {size} bytes is over the {max_bytes}-byte limit")
+        return Fetched(body=path.read_bytes(), content_type=None, url=path.as_uri())
+    except OSError as exc:
+        raise FetchError(f"{path}: {exc.strerror or exc}") from None
+
+
+def _fetch_http(url: str, *, timeout: float, max_bytes: int, user_agent: str) -> Fetched:
+    headers = {"User-Agent": user_agent, "Accept": "*/*"}
+    try:
+        with (
+            httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=5, headers=headers) as client,
+            client.stream("GET", url) as resp,
+        ):
+            if resp.status_code >= 400:
+                raise FetchError(f"{url}: HTTP {resp.status_code}")
+            chunks: list[bytes] = []
+            total = 0
+            for chunk in resp.iter_bytes():
+                total += len(chunk)
+                if total > max_bytes:
+                    raise FetchError(f"{url}: body is over the {max_bytes}-byte limit")
+                chunks.append(chunk)
+            return Fetched(b"".join(chunks), resp.headers.get("content-type"), str(resp.url))
+    except httpx.HTTPError as exc:
+        raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from None

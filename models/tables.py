@@ -1,0 +1,165 @@
+"""SQLModel tables: the data types of ARCHITECTURE.md as rows.
+
+All datetimes are timezone-aware UTC (`UTCDateTime`). Enums are stored as their string values.
+Rows are created by the pipeline and alert engine; crawlers only insert `RawPost`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.db import UTCDateTime
+from models.enums import DeadlineStatus, DeliveryOutcome, IncidentStatus, RawPostStatus
+
+
+def _utc(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class RawPost(SQLModel, table=True):
+    """Untrusted crawler output, one row per (source, url). Kept even when processing fails."""
+
+    __tablename__ = "raw_post"
+    __table_args__ = (UniqueConstraint("source", "url", name="uq_raw_post_source_url"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=100, index=True)
+    url: str = Field(max_length=2000)
+    fetched_at: datetime = _utc()
+    payload: dict[str, Any] = _json()
+    status: str = Field(default=RawPostStatus.NEW, max_length=16, index=True)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    processed_at: datetime | None = _utc(nullable=True)
+    post_id: int | None = Field(default=None, foreign_key="post.id", index=True)
+
+
+class Post(SQLModel, table=True):
+    """A normalized post. Exact duplicates add to `spread_count` of the first copy instead of a new row."""
+
+    __tablename__ = "post"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=100, index=True)
+    url: str = Field(max_length=2000)
+    title: str = Field(default="", sa_column=Column(Text, nullable=False))
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    author: str | None = Field(default=None, max_length=200)
+    published_at: datetime | None = _utc(nullable=True)
+    fetched_at: datetime = _utc(index=True)
+    fingerprint: str = Field(max_length=64, unique=True)
+    simhash: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    duplicate_of_id: int | None = Field(default=None, foreign_key="post.id")
+    spread_count: int = 1
+    metrics: dict[str, Any] = _json()
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+
+
+class Classification(SQLModel, table=True):
+    """One model's verdict on one post. A new model version adds rows; nothing is overwritten."""
+
+    __tablename__ = "classification"
+    __table_args__ = (UniqueConstraint("post_id", "model_version", name="uq_classification_post_model"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    model_version: str = Field(max_length=64)
+    relevance: float
+    category: str = Field(max_length=16, index=True)
+    category_scores: dict[str, Any] = _json()
+    severity: str | None = Field(default=None, max_length=4)
+    sentiment: str = Field(max_length=16)
+    explanation: dict[str, Any] = _json()
+    created_at: datetime = _utc()
+
+
+class Incident(SQLModel, table=True):
+    """A cluster of posts about one event. `policy` is the deadline rule pack frozen at opening."""
+
+    __tablename__ = "incident"
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_key: str = Field(max_length=128, unique=True)
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    category: str = Field(max_length=16, index=True)
+    severity: str = Field(max_length=4)
+    sentiment: str = Field(default="neutral", max_length=16)
+    status: str = Field(default=IncidentStatus.NEW, max_length=16, index=True)
+    first_seen_at: datetime = _utc()
+    opened_at: datetime = _utc()
+    updated_at: datetime = _utc()
+    closed_at: datetime | None = _utc(nullable=True)
+    source: str = Field(default="", max_length=100)
+    source_url: str = Field(default="", max_length=2000)
+    post_count: int = 1
+    policy: dict[str, Any] = _json()
+    drill: bool = False
+    token: int = 0  # fencing token: bumped on every change that invalidates scheduled work
+
+
+class IncidentEvent(SQLModel, table=True):
+    """Append-only audit log: who did what when."""
+
+    __tablename__ = "incident_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    at: datetime = _utc()
+    actor: str = Field(max_length=100)
+    kind: str = Field(max_length=32)
+    detail: dict[str, Any] = _json()
+
+
+class Deadline(SQLModel, table=True):
+    """A statutory clock. The database is the truth; scheduler jobs are rebuilt from pending rows.
+
+    `notice_stage` is the index of the next notice (reminders in order, then the overdue notice) that has
+    not been dispatched; `next_notice_at` is when it is due (None when nothing is left to send).
+    """
+
+    __tablename__ = "deadline"
+    __table_args__ = (UniqueConstraint("incident_id", "kind", "seq", name="uq_deadline_incident_kind_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    kind: str = Field(max_length=40)
+    seq: int = 0
+    start_at: datetime = _utc()
+    due_at: datetime = _utc(index=True)
+    status: str = Field(default=DeadlineStatus.PENDING, max_length=16, index=True)
+    met_at: datetime | None = _utc(nullable=True)
+    notice_stage: int = 0
+    next_notice_at: datetime | None = _utc(nullable=True, index=True)
+    token: int = 0
+
+
+class Delivery(SQLModel, table=True):
+    """Notification outbox and log: one row per (alert key, channel, receiver)."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (UniqueConstraint("alert_key", "channel", "receiver", name="uq_delivery_key_receiver"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_key: str = Field(max_length=200, index=True)
+    channel: str = Field(max_length=40)
+    receiver: str = Field(max_length=200)
+    reason: str = Field(max_length=16)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    deadline_id: int | None = Field(default=None, foreign_key="deadline.id")
+    outcome: str = Field(default=DeliveryOutcome.PENDING, max_length=16, index=True)
+    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    attempts: int = 0
+    body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    created_at: datetime = _utc()
+    next_attempt_at: datetime | None = _utc(nullable=True)
+    sent_at: datetime | None = _utc(nullable=True)
+
+
+ALL_TABLES = (RawPost, Post, Classification, Incident, IncidentEvent, Deadline, Delivery)

@@ -1,0 +1,366 @@
+"""Composition root and the `yuqing` command line.
+
+Loads config, builds components, owns the database transaction of each processing batch and calls the
+stages in order: normalize → de-duplicate → classify → correlate → plan deadlines and notices. It holds no
+business rules; those live in the stage modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime, tzinfo
+from pathlib import Path
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, col, select
+
+from alerts.clock import Clock, SystemClock
+from alerts.deadlines import freeze_policy
+from alerts.engine import AlertEngine, Scheduled
+from alerts.incidents import Candidate, JoinIncident, OpenIncident, correlate, group_key
+from alerts.notifiers import build_notifiers
+from alerts.outbox import Dispatcher, receivers_of
+from alerts.scheduler import DeadlineScheduler
+from alerts.service import ProcessOutcome, Service
+from classifier.model import ModelNotFoundError, TextModel, active_version
+from classifier.train import CorpusError, load_examples, seed_files, train
+from config.env import EnvError, Environment
+from config.loader import ConfigError, LoadedConfig, load_config
+from config.schema import Settings, SourceSettings
+from crawlers.normalize import NormalizedPost, NormalizeError, normalize
+from models.db import make_engine, session_scope
+from models.enums import DeadlineStatus, EventKind, IncidentStatus, RawPostStatus
+from models.migrate import upgrade
+from models.tables import Classification, Deadline, Incident, IncidentEvent, Post, RawPost
+
+log = logging.getLogger("yuqing")
+
+
+# ---------------------------------------------------------------- processing (one batch, one transaction)
+
+
+def process_batch(
+    session: Session, *, model: TextModel, settings: Settings, engine: AlertEngine, policy: dict[str, Any],
+    now: datetime, tz: tzinfo,
+) -> ProcessOutcome:
+    """Process up to `runtime.batch_size` new raw posts inside the caller's transaction."""
+    out = ProcessOutcome()
+    raws = session.exec(
+        select(RawPost).where(RawPost.status == RawPostStatus.NEW).order_by(col(RawPost.id))
+        .limit(settings.runtime.batch_size)
+    ).all()
+    fresh: list[tuple[RawPost, NormalizedPost]] = []
+    for raw in raws:
+        raw.processed_at = now
+        try:
+            fresh.append((raw, normalize(raw.source, raw.url, raw.fetched_at, raw.payload, tz=tz)))
+        except NormalizeError as exc:
+            raw.status, raw.error = RawPostStatus.FAILED, str(exc)
+            out.failed += 1
+    new_posts = _dedup(session, fresh, out, now)
+    threshold = settings.classifier.relevance_threshold
+    verdicts = model.predict([p.full_text for _, p, _ in new_posts], threshold=threshold)
+    candidates = []
+    for (_raw, norm, post), verdict in zip(new_posts, verdicts, strict=True):
+        assert post.id is not None
+        session.add(Classification(
+            post_id=post.id, model_version=verdict.model_version, relevance=verdict.relevance,
+            category=verdict.category.value, category_scores=verdict.category_scores,
+            severity=verdict.severity.value if verdict.severity else None, sentiment=verdict.sentiment.value,
+            explanation={"severity_reasons": verdict.severity_reasons}, created_at=now,
+        ))
+        candidates.append(Candidate(post.id, norm, verdict))
+    out.posts = len(new_posts)
+    _apply_changes(session, candidates, engine, policy, threshold, now, out)
+    return out
+
+
+def _dedup(
+    session: Session, fresh: list[tuple[RawPost, NormalizedPost]], out: ProcessOutcome, now: datetime
+) -> list[tuple[RawPost, NormalizedPost, Post]]:
+    """Exact duplicates add to the first copy's spread count; the rest become new posts (flushed)."""
+    prints = list({p.fingerprint for _, p in fresh})
+    known = {p.fingerprint: p for p in session.exec(select(Post).where(col(Post.fingerprint).in_(prints))).all()}
+    new_posts: list[tuple[RawPost, NormalizedPost, Post]] = []
+    duplicates: list[tuple[RawPost, Post]] = []
+    for raw, norm in fresh:
+        raw.status = RawPostStatus.PROCESSED
+        if norm.fingerprint in known:
+            first = known[norm.fingerprint]
+            first.spread_count += 1
+            duplicates.append((raw, first))
+            continue
+        post = Post(
+            source=norm.source, url=norm.url, title=norm.title, text=norm.text, author=norm.author,
+            published_at=norm.published_at, fetched_at=norm.fetched_at, fingerprint=norm.fingerprint,
+            metrics=norm.metrics,
+        )
+        session.add(post)
+        known[norm.fingerprint] = post
+        new_posts.append((raw, norm, post))
+    session.flush()
+    for raw, _, post in new_posts:
+        raw.post_id = post.id
+    for raw, first in duplicates:
+        raw.post_id = first.id
+        out.duplicates += 1
+        if first.incident_id is not None:
+            _grow(session, first.incident_id, now)
+    return new_posts
+
+
+def _apply_changes(
+    session: Session, candidates: list[Candidate], engine: AlertEngine, policy: dict[str, Any], threshold: float,
+    now: datetime, out: ProcessOutcome,
+) -> None:
+    keys = list({group_key(c.post) for c in candidates})
+    open_groups = {
+        inc.group_key: inc.id
+        for inc in session.exec(select(Incident).where(col(Incident.group_key).in_(keys))).all()
+        if inc.id is not None and IncidentStatus(inc.status).is_open
+    }
+    for change in correlate(candidates, open_groups, threshold=threshold):
+        if isinstance(change, OpenIncident):
+            inc = engine.open_incident(session, change, policy, now)
+            out.incidents += 1
+            rows = session.exec(select(Deadline).where(Deadline.incident_id == inc.id)
+                                .where(Deadline.status == DeadlineStatus.PENDING)).all()
+            out.scheduled += [Scheduled(d.id, d.token, d.next_notice_at) for d in rows
+                              if d.id is not None and d.next_notice_at is not None]
+        elif isinstance(change, JoinIncident):
+            post = session.get(Post, change.post_id)
+            if post is not None:
+                post.incident_id = change.incident_id
+            _grow(session, change.incident_id, now)
+
+
+def _grow(session: Session, incident_id: int, now: datetime) -> None:
+    inc = session.get(Incident, incident_id)
+    if inc is not None:
+        inc.post_count += 1
+        inc.updated_at = now
+        session.add(IncidentEvent(incident_id=incident_id, at=now, actor="system", kind=EventKind.GREW.value,
+                                  detail={"post_count": inc.post_count}))
+
+
+# ---------------------------------------------------------------- building components
+
+
+def model_dir(settings: Settings) -> Path:
+    return Path(settings.classifier.model_dir)
+
+
+def load_model(settings: Settings, *, train_if_missing: bool) -> TextModel:
+    try:
+        return TextModel.load(model_dir(settings))
+    except ModelNotFoundError:
+        if not train_if_missing:
+            raise
+    log.info("no trained model yet: training the default model from the shipped seed corpus")
+    return train(load_examples(seed_files()), model_dir(settings))
+
+
+def feed_sources(urls: Iterable[str]) -> list[SourceSettings]:
+    return [SourceSettings(name=f"feed-{i}", url=u) for i, u in enumerate(urls, 1)]
+
+
+async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], drill: float | None,
+                once: bool, clock: Clock) -> None:
+    settings = loaded.settings
+    tz = ZoneInfo(settings.agency.timezone)
+    db = make_engine(env.database_url)
+    upgrade(db)
+    model = load_model(settings, train_if_missing=True)
+    notifiers = build_notifiers(settings, env)
+    engine = AlertEngine(db, receivers_of(notifiers), tz)
+    policy = freeze_policy(settings.response, time_scale=drill or 1.0, drill=drill is not None)
+    if drill:
+        log.info("drill mode: every clock runs %gx faster; messages are marked 【演练】", drill)
+
+    def process(now: datetime) -> ProcessOutcome:
+        with session_scope(db) as s:
+            return process_batch(s, model=model, settings=settings, engine=engine, policy=policy, now=now, tz=tz)
+
+    sources = feed_sources(feeds) if feeds else [s for s in settings.sources if s.enabled]
+    scheduler = DeadlineScheduler(engine, Dispatcher(db, notifiers, clock), clock)
+    service = Service(db=db, sources=sources, fetch=settings.fetch, base_dir=loaded.base_dir,
+                      scheduler=scheduler, process=process, clock=clock)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if once:
+            await service.start()
+            scheduler.shutdown()
+        else:
+            await service.run(stop)
+    finally:
+        for n in notifiers:
+            await n.close()
+        db.dispose()
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    loaded = load_config(args.config)
+    if args.drill is not None and args.drill <= 0:
+        raise SystemExit("yuqing run: --drill must be a positive number")
+    asyncio.run(serve(loaded, Environment.from_environ(), feeds=args.feed or [], drill=args.drill,
+                      once=args.once, clock=SystemClock()))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    loaded = load_config(args.path)
+    enabled = sum(1 for s in loaded.settings.sources if s.enabled)
+    print(f"ok: {loaded.path} ({enabled} enabled source(s))")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    db = make_engine(Environment.from_environ().database_url)
+    upgrade(db)
+    print(f"database at {db.url.render_as_string(hide_password=True)} is up to date")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    settings = load_config(args.config).settings
+    folder = model_dir(settings)
+    if args.if_missing:
+        try:
+            version = active_version(folder)
+            TextModel.load(folder, version)
+            print(json.dumps({"model_version": version, "trained": False}))
+            return 0
+        except ModelNotFoundError:
+            pass
+    files = ([] if args.no_seed else seed_files()) + [Path(p) for p in args.data or []]
+    started = time.perf_counter()
+    examples = load_examples(files)
+    model = train(examples, folder)
+    print(json.dumps({"model_version": model.version, "trained": True, "examples": len(examples),
+                      "seconds": round(time.perf_counter() - started, 2), "model_dir": str(folder)}))
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    settings = load_config(args.config).settings
+    model = load_model(settings, train_if_missing=True)
+    threshold = settings.classifier.relevance_threshold
+    stream: TextIO = open(args.file, encoding="utf-8") if args.file else sys.stdin  # noqa: SIM115
+    try:
+        for chunk in _chunks(enumerate(stream, 1), 256):
+            for line in classify_lines(model, chunk, threshold):
+                sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+    finally:
+        if args.file:
+            stream.close()
+    return 0
+
+
+def classify_lines(model: TextModel, lines: list[tuple[int, str]], threshold: float) -> list[dict[str, Any]]:
+    """One output object per non-blank input line: the input plus the verdict, or an error object."""
+    parsed: list[dict[str, Any]] = []
+    for lineno, raw in lines:
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            parsed.append({"error": f"invalid JSON: {exc.msg}", "line": lineno})
+            continue
+        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+            parsed.append({"error": "expected an object with a string 'text'", "line": lineno})
+        elif "title" in obj and obj["title"] is not None and not isinstance(obj["title"], str):
+            parsed.append({"error": "'title' must be a string", "line": lineno})
+        else:
+            parsed.append({"input": obj})
+    todo = [p for p in parsed if "input" in p]
+    texts = [_joined(p["input"]) for p in todo]
+    for item, verdict in zip(todo, model.predict(texts, threshold=threshold), strict=True):
+        item.update({**item.pop("input"), **verdict.as_json()})
+    return parsed
+
+
+def _joined(obj: dict[str, Any]) -> str:
+    title = (obj.get("title") or "").strip()
+    return f"{title}\n{obj['text']}" if title else str(obj["text"])
+
+
+def _chunks(items: Iterable[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
+    chunk: list[tuple[int, str]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="yuqing", description="政务舆情 monitoring with statutory response deadlines")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the service: poll sources, classify, open incidents, send alerts")
+    run.add_argument("--config", help="config file (default: $YUQING_CONFIG or the bundled default.yaml)")
+    run.add_argument("--feed", action="append", metavar="URL", help="watch only this feed (repeatable)")
+    run.add_argument("--drill", type=float, metavar="N", help="drill: every clock runs N times faster")
+    run.add_argument("--once", action="store_true", help="poll and process once, send due alerts, then exit")
+    run.set_defaults(func=cmd_run)
+    chk = sub.add_parser("check-config", help="validate a config file")
+    chk.add_argument("path", nargs="?", help="config file (default: $YUQING_CONFIG or the bundled default.yaml)")
+    chk.set_defaults(func=cmd_check_config)
+    db = sub.add_parser("db", help="database commands")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="migrate the database schema to the latest version").set_defaults(func=cmd_db)
+    tr = sub.add_parser("train", help="train the classifier from the seed corpus (and --data files)")
+    tr.add_argument("--config")
+    tr.add_argument("--data", action="append", metavar="FILE", help="extra labelled JSONL (repeatable)")
+    tr.add_argument("--no-seed", action="store_true", help="leave out the shipped seed corpus")
+    tr.add_argument("--if-missing", action="store_true", help="do nothing when a model is already active")
+    tr.set_defaults(func=cmd_train)
+    cl = sub.add_parser("classify", help="classify JSON lines ({'text', 'title'?}) from FILE or stdin")
+    cl.add_argument("file", nargs="?")
+    cl.add_argument("--config")
+    cl.set_defaults(func=cmd_classify)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("PTB_TIMEDELTA", "true")  # python-telegram-bot's opt-in to timedelta durations
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("apscheduler", "alembic", "httpx", "telegram", "jieba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except EnvError as exc:
+        print(f"environment error: {exc}", file=sys.stderr)
+        return 2
+    except (CorpusError, ModelNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
