@@ -170,7 +170,11 @@ def load_model(settings: Settings, *, train_if_missing: bool) -> TextModel:
 
 
 def feed_sources(urls: Iterable[str]) -> list[SourceSettings]:
-    return [SourceSettings(name=f"feed-{i}", url=u) for i, u in enumerate(urls, 1)]
+    """Sources for `run --feed`: a path typed on the command line is relative to the working directory."""
+    return [
+        SourceSettings(name=f"feed-{i}", url=u if "://" in u else str(Path(u).resolve()))
+        for i, u in enumerate(urls, 1)
+    ]
 
 
 async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], drill: float | None,

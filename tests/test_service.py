@@ -79,7 +79,9 @@ def test_drill_runs_every_clock_faster_and_marks_messages(run_yuqing: Any, teleg
     assert texts[0].startswith("【演练】【特别重大舆情】")
 
 
-def test_feed_option_replaces_configured_sources(run_yuqing: Any, telegram: FakeTelegramServer) -> None:
-    run_yuqing("--feed", (FEEDS / "social.atom").as_uri(), feed=FEEDS / "mine_collapse.xml")
+def test_feed_option_replaces_configured_sources(run_yuqing: Any, telegram: FakeTelegramServer,
+                                                tmp_path: Path) -> None:
+    (tmp_path / "local.atom").write_bytes((FEEDS / "social.atom").read_bytes())
+    run_yuqing("--feed", "local.atom", feed=FEEDS / "mine_collapse.xml")  # relative to the working directory
     telegram.wait_for(_has("停水三天"), timeout=30)
     assert not [m for m in telegram.messages if "煤矿" in m["plain_text"]]
