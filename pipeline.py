@@ -15,12 +15,13 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from alerts.clock import Clock, SystemClock
@@ -28,15 +29,19 @@ from alerts.deadlines import freeze_policy
 from alerts.engine import AlertEngine, Scheduled
 from alerts.incidents import Candidate, JoinIncident, OpenIncident, correlate, group_key
 from alerts.notifiers import build_notifiers
-from alerts.outbox import Dispatcher, receivers_of
+from alerts.outbox import Dispatcher, admin_receivers, receivers_of
 from alerts.scheduler import DeadlineScheduler
 from alerts.service import ProcessOutcome, Service
+from classifier.jsonl import chunks, classify_lines
 from classifier.model import ModelNotFoundError, TextModel, active_version
 from classifier.train import CorpusError, load_examples, seed_files, train
 from config.env import EnvError, Environment
 from config.loader import ConfigError, LoadedConfig, load_config
-from config.schema import Settings, SourceSettings
+from config.schema import FeedSource, Settings, SourceSettings
+from crawlers.commands import add_commands as add_ingest_commands
+from crawlers.neardup import NearDupIndex, signature
 from crawlers.normalize import NormalizedPost, NormalizeError, normalize
+from crawlers.store import first_copy_signatures
 from models.db import make_engine, session_scope
 from models.enums import DeadlineStatus, EventKind, IncidentStatus, RawPostStatus
 from models.migrate import upgrade
@@ -50,7 +55,7 @@ log = logging.getLogger("yuqing")
 
 def process_batch(
     session: Session, *, model: TextModel, settings: Settings, engine: AlertEngine, policy: dict[str, Any],
-    now: datetime, tz: tzinfo,
+    now: datetime, tz: tzinfo, neardup: NearDupIndex | None = None,
 ) -> ProcessOutcome:
     """Process up to `runtime.batch_size` new raw posts inside the caller's transaction."""
     out = ProcessOutcome()
@@ -66,7 +71,7 @@ def process_batch(
         except NormalizeError as exc:
             raw.status, raw.error = RawPostStatus.FAILED, str(exc)
             out.failed += 1
-    new_posts = _dedup(session, fresh, out, now)
+    new_posts = _dedup(session, fresh, out, now, neardup)
     threshold = settings.classifier.relevance_threshold
     verdicts = model.predict([p.full_text for _, p, _ in new_posts], threshold=threshold)
     candidates = []
@@ -85,37 +90,54 @@ def process_batch(
 
 
 def _dedup(
-    session: Session, fresh: list[tuple[RawPost, NormalizedPost]], out: ProcessOutcome, now: datetime
+    session: Session, fresh: list[tuple[RawPost, NormalizedPost]], out: ProcessOutcome, now: datetime,
+    neardup: NearDupIndex | None,
 ) -> list[tuple[RawPost, NormalizedPost, Post]]:
-    """Exact duplicates add to the first copy's spread count; the rest become new posts (flushed)."""
+    """Exact copies add to the first copy's spread count; near copies get a post of their own that points at
+    the first one and joins its incident; the rest become new posts (flushed and added to the index)."""
     prints = list({p.fingerprint for _, p in fresh})
     known = {p.fingerprint: p for p in session.exec(select(Post).where(col(Post.fingerprint).in_(prints))).all()}
     new_posts: list[tuple[RawPost, NormalizedPost, Post]] = []
-    duplicates: list[tuple[RawPost, Post]] = []
+    copies: list[tuple[RawPost, Post, Post | None]] = []  # (raw, first copy, the near copy's own post)
     for raw, norm in fresh:
         raw.status = RawPostStatus.PROCESSED
         if norm.fingerprint in known:
-            first = known[norm.fingerprint]
-            first.spread_count += 1
-            duplicates.append((raw, first))
+            copies.append((raw, known[norm.fingerprint], None))
             continue
-        post = Post(
-            source=norm.source, url=norm.url, title=norm.title, text=norm.text, author=norm.author,
-            published_at=norm.published_at, fetched_at=norm.fetched_at, fingerprint=norm.fingerprint,
-            metrics=norm.metrics,
-        )
+        post = _post(norm, signature(norm.full_text))
         session.add(post)
         known[norm.fingerprint] = post
-        new_posts.append((raw, norm, post))
+        first = _near_copy_of(session, neardup, post.signature or b"", now)
+        if first is not None:
+            post.duplicate_of_id, post.incident_id = first.id, first.incident_id
+            copies.append((raw, first, post))
+        else:
+            new_posts.append((raw, norm, post))
     session.flush()
     for raw, _, post in new_posts:
         raw.post_id = post.id
-    for raw, first in duplicates:
-        raw.post_id = first.id
+        if neardup is not None and post.id is not None and post.signature:
+            neardup.add(post.id, post.signature, post.fetched_at)
+    for raw, first, own in copies:
+        first.spread_count += 1
+        raw.post_id = own.id if own is not None else first.id
         out.duplicates += 1
         if first.incident_id is not None:
             _grow(session, first.incident_id, now)
     return new_posts
+
+
+def _post(norm: NormalizedPost, sig: bytes) -> Post:
+    return Post(source=norm.source, url=norm.url, title=norm.title, text=norm.text, author=norm.author,
+                published_at=norm.published_at, fetched_at=norm.fetched_at, fingerprint=norm.fingerprint,
+                metrics=norm.metrics, signature=sig)
+
+
+def _near_copy_of(session: Session, neardup: NearDupIndex | None, sig: bytes, now: datetime) -> Post | None:
+    if neardup is None:
+        return None
+    match = neardup.find(sig, now=now)
+    return session.get(Post, match) if match is not None else None
 
 
 def _apply_changes(
@@ -169,10 +191,20 @@ def load_model(settings: Settings, *, train_if_missing: bool) -> TextModel:
     return train(load_examples(seed_files()), model_dir(settings))
 
 
+def near_index(db: Engine, settings: Settings, now: datetime) -> NearDupIndex:
+    d = settings.dedup
+    index = NearDupIndex(d.near_window, d.near_threshold, containment=d.near_containment)
+    with session_scope(db) as s:
+        outcome = index.rebuild(first_copy_signatures(s, now - d.near_window))
+    index.evict(now)
+    log.info("near-duplicate index: %d post(s) from the last %s (%s)", len(index), d.near_window, outcome)
+    return index
+
+
 def feed_sources(urls: Iterable[str]) -> list[SourceSettings]:
     """Sources for `run --feed`: a path typed on the command line is relative to the working directory."""
     return [
-        SourceSettings(name=f"feed-{i}", url=u if "://" in u else str(Path(u).resolve()))
+        FeedSource(name=f"feed-{i}", url=u if "://" in u else str(Path(u).resolve()))
         for i, u in enumerate(urls, 1)
     ]
 
@@ -185,19 +217,30 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
     upgrade(db)
     model = load_model(settings, train_if_missing=True)
     notifiers = build_notifiers(settings, env)
-    engine = AlertEngine(db, receivers_of(notifiers), tz)
+    engine = AlertEngine(db, receivers_of(notifiers), tz, admin_receivers(notifiers, settings.health.admin_chat_ids))
     policy = freeze_policy(settings.response, time_scale=drill or 1.0, drill=drill is not None)
     if drill:
         log.info("drill mode: every clock runs %gx faster; messages are marked 【演练】", drill)
 
+    neardup = near_index(db, settings, clock.now())
+
     def process(now: datetime) -> ProcessOutcome:
-        with session_scope(db) as s:
-            return process_batch(s, model=model, settings=settings, engine=engine, policy=policy, now=now, tz=tz)
+        try:
+            with session_scope(db) as s:
+                out = process_batch(s, model=model, settings=settings, engine=engine, policy=policy, now=now, tz=tz,
+                                    neardup=neardup)
+        except Exception:
+            with session_scope(db) as s:  # ids flushed in the failed batch may not exist: start again from the db
+                neardup.rebuild(first_copy_signatures(s, now - settings.dedup.near_window))
+            raise
+        neardup.evict(now)
+        return out
 
     sources = feed_sources(feeds) if feeds else [s for s in settings.sources if s.enabled]
     scheduler = DeadlineScheduler(engine, Dispatcher(db, notifiers, clock), clock)
-    service = Service(db=db, sources=sources, fetch=settings.fetch, base_dir=loaded.base_dir,
-                      scheduler=scheduler, process=process, clock=clock)
+    crawl = [sys.executable, "-m", "pipeline", "crawl", "--config", str(loaded.path)]
+    service = Service(db=db, sources=sources, settings=settings, base_dir=loaded.base_dir,
+                      scheduler=scheduler, process=process, clock=clock, crawl_command=crawl)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -266,7 +309,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     threshold = settings.classifier.relevance_threshold
     stream: TextIO = open(args.file, encoding="utf-8") if args.file else sys.stdin  # noqa: SIM115
     try:
-        for chunk in _chunks(enumerate(stream, 1), 256):
+        for chunk in chunks(enumerate(stream, 1), 256):
             for line in classify_lines(model, chunk, threshold):
                 sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
             sys.stdout.flush()
@@ -274,46 +317,6 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if args.file:
             stream.close()
     return 0
-
-
-def classify_lines(model: TextModel, lines: list[tuple[int, str]], threshold: float) -> list[dict[str, Any]]:
-    """One output object per non-blank input line: the input plus the verdict, or an error object."""
-    parsed: list[dict[str, Any]] = []
-    for lineno, raw in lines:
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            parsed.append({"error": f"invalid JSON: {exc.msg}", "line": lineno})
-            continue
-        if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-            parsed.append({"error": "expected an object with a string 'text'", "line": lineno})
-        elif "title" in obj and obj["title"] is not None and not isinstance(obj["title"], str):
-            parsed.append({"error": "'title' must be a string", "line": lineno})
-        else:
-            parsed.append({"input": obj})
-    todo = [p for p in parsed if "input" in p]
-    texts = [_joined(p["input"]) for p in todo]
-    for item, verdict in zip(todo, model.predict(texts, threshold=threshold), strict=True):
-        item.update({**item.pop("input"), **verdict.as_json()})
-    return parsed
-
-
-def _joined(obj: dict[str, Any]) -> str:
-    title = (obj.get("title") or "").strip()
-    return f"{title}\n{obj['text']}" if title else str(obj["text"])
-
-
-def _chunks(items: Iterable[tuple[int, str]], size: int) -> Iterator[list[tuple[int, str]]]:
-    chunk: list[tuple[int, str]] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("file", nargs="?")
     cl.add_argument("--config")
     cl.set_defaults(func=cmd_classify)
+    add_ingest_commands(sub)
     return p
 
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from alerts import deadlines as dl
 from alerts.incidents import OpenIncident
 from alerts.outbox import Receiver, enqueue, record_superseded
-from alerts.render import DeadlineView, IncidentView, render
+from alerts.render import DeadlineView, IncidentView, SourceHealthView, render, render_health
 from models.db import session_scope
 from models.enums import (
     Category,
@@ -43,10 +43,18 @@ class Scheduled:
 
 
 class AlertEngine:
-    def __init__(self, db: Engine, receivers: list[Receiver], tz: tzinfo) -> None:
+    def __init__(self, db: Engine, receivers: list[Receiver], tz: tzinfo,
+                 admin: list[Receiver] | None = None) -> None:
         self.db = db
         self.receivers = receivers
+        self.admin = receivers if admin is None else admin
         self.tz = tz
+
+    def source_health(self, session: Session, view: SourceHealthView, since: datetime, now: datetime) -> None:
+        """Queue a health alert for a source that changed state. Does not commit."""
+        message = render_health(view, now=now, tz=self.tz)
+        enqueue(session, alert_key=f"health:{view.source}:{view.state}:{since.isoformat()}",
+                reason=NotifyReason.HEALTH, message=message, receivers=self.admin, now=now)
 
     def open_incident(self, session: Session, change: OpenIncident, policy: dict[str, Any], now: datetime) -> Incident:
         """Create the incident, its deadlines and its opening notice. Does not commit."""

@@ -40,6 +40,18 @@ def receivers_of(notifiers: list[Notifier]) -> list[Receiver]:
     return [Receiver(n.name, r, n.format) for n in notifiers for r in n.receivers()]
 
 
+def admin_receivers(notifiers: list[Notifier], telegram_admin_chats: list[int]) -> list[Receiver]:
+    """Who gets operational alerts (source health): the console, and the admin chats when configured."""
+    out = []
+    for r in receivers_of(notifiers):
+        if r.channel == "telegram" and telegram_admin_chats:
+            continue
+        out.append(r)
+    if telegram_admin_chats and any(n.name == "telegram" for n in notifiers):
+        out += [Receiver("telegram", str(c), "html") for c in telegram_admin_chats]
+    return out
+
+
 def enqueue(
     session: Session,
     *,

@@ -165,3 +165,30 @@ def _when(moment: datetime, now: datetime, incident: IncidentView, tz: tzinfo) -
 def _one_line(text: str, limit: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class SourceHealthView:
+    source: str
+    kind: str
+    state: str  # SourceHealth value
+    state_label: str
+    reason: str
+    last_success_at: datetime | None
+    last_error: str | None
+    items_last_day: int
+
+
+def render_health(view: SourceHealthView, *, now: datetime, tz: tzinfo) -> Message:
+    """A source changed health state (to the admin channel)."""
+    head = f"【数据源恢复】{view.source}" if view.state == "ok" else f"【数据源告警】{view.source}：{view.state_label}"
+    last = view.last_success_at.astimezone(tz).strftime("%m-%d %H:%M") if view.last_success_at else "从未成功"
+    lines = [
+        head,
+        f"类型：{view.kind}　原因：{view.reason}",
+        f"最近成功：{last}　近24小时条数：{view.items_last_day}",
+    ]
+    if view.last_error and view.state != "ok":
+        lines.append(f"最近错误：{_one_line(view.last_error, 300)}")
+    return Message(text="\n".join(lines), html="\n".join([f"<b>{html.escape(head)}</b>",
+                                                         *(html.escape(x) for x in lines[1:])]))

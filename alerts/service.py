@@ -7,6 +7,7 @@ Processing is injected (`process`), so this module holds no business rules of it
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,17 +15,25 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from alerts.clock import Clock
 from alerts.engine import Scheduled
+from alerts.render import SourceHealthView
 from alerts.scheduler import DeadlineScheduler
-from config.schema import FetchSettings, SourceSettings
-from crawlers.feeds import poll_feed
-from crawlers.store import store_raw
+from config.schema import Settings, SiteSource, SourceSettings
+from crawlers.health import assess, record_poll, transition
+from crawlers.items import FetchResult
+from crawlers.sources import poll_source
+from crawlers.store import DAY, fetch_state, items_since, source_state, store_raw
 from models.db import session_scope
+from models.tables import SourceState
 
 log = logging.getLogger(__name__)
 DISPATCH_EVERY_S = 5
+HEALTH_EVERY_S = 300
+PROCESS_EVERY_S = 15
+CRAWL_MIN_TIMEOUT_S = 600
 
 
 @dataclass
@@ -32,7 +41,7 @@ class ProcessOutcome:
     """What one processing pass did; `scheduled` are triggers for deadlines created in it."""
 
     posts: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # exact and near copies folded into a first post
     failed: int = 0
     incidents: int = 0
     scheduled: list[Scheduled] = field(default_factory=list)
@@ -50,16 +59,17 @@ Process = Callable[[datetime], ProcessOutcome]
 
 class Service:
     def __init__(
-        self, *, db: Engine, sources: list[SourceSettings], fetch: FetchSettings, base_dir: Path,
-        scheduler: DeadlineScheduler, process: Process, clock: Clock,
+        self, *, db: Engine, sources: list[SourceSettings], settings: Settings, base_dir: Path,
+        scheduler: DeadlineScheduler, process: Process, clock: Clock, crawl_command: list[str] | None = None,
     ) -> None:
         self.db = db
         self.sources = sources
-        self.fetch = fetch
+        self.settings = settings
         self.base_dir = base_dir
         self.scheduler = scheduler
         self.process = process
         self.clock = clock
+        self.crawl_command = crawl_command or []  # argv prefix running `yuqing crawl NAME` in a new process
         self._busy = asyncio.Lock()
 
     async def start(self) -> None:
@@ -68,14 +78,18 @@ class Service:
         self.scheduler.reconcile()
         await self.scheduler.dispatcher.dispatch()
         await self.process_pending()
+        aps = self.scheduler.aps
         for src in self.sources:
             await self.poll(src)
-            self.scheduler.aps.add_job(
-                self.poll, "interval", args=[src], seconds=src.interval.total_seconds(), id=f"source:{src.name}",
-                replace_existing=True, max_instances=1,
-            )
-        self.scheduler.aps.add_job(self.scheduler.dispatcher.dispatch, "interval", seconds=DISPATCH_EVERY_S,
-                                   id="dispatch", replace_existing=True, max_instances=1)
+            aps.add_job(self.poll, "interval", args=[src], seconds=src.interval.total_seconds(),
+                        id=f"source:{src.name}", replace_existing=True, max_instances=1)
+        aps.add_job(self.scheduler.dispatcher.dispatch, "interval", seconds=DISPATCH_EVERY_S, id="dispatch",
+                    replace_existing=True, max_instances=1)
+        aps.add_job(self.check_health, "interval", seconds=HEALTH_EVERY_S, id="health", replace_existing=True,
+                    max_instances=1)
+        # raw posts written by other processes (imports, manual leads, site crawls) are picked up here
+        aps.add_job(self.process_pending, "interval", seconds=PROCESS_EVERY_S, id="process", replace_existing=True,
+                    max_instances=1)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
@@ -85,16 +99,69 @@ class Service:
 
     async def poll(self, src: SourceSettings) -> None:
         now = self.clock.now()
-        result = await asyncio.to_thread(poll_feed, src, self.fetch, base_dir=self.base_dir, now=now)
+        with session_scope(self.db) as s:
+            state = fetch_state(source_state(s, src.name))
+        if isinstance(src, SiteSource):
+            result = await self._crawl_in_subprocess(src)
+        else:
+            result = await asyncio.to_thread(poll_source, src, self.settings.fetch, base_dir=self.base_dir,
+                                             now=now, state=state)
         if result.error:
             log.warning("source %s: %s", src.name, result.error)
         for warning in result.warnings:
             log.warning("source %s: %s (good entries kept)", src.name, warning)
         with session_scope(self.db) as s:
-            added = store_raw(s, result.items)
-        log.info("source %s: %d item(s), %d new", src.name, len(result.items), added)
+            added = store_raw(s, result.items) + result.stored
+            row = source_state(s, src.name)
+            if not isinstance(src, SiteSource):  # a crawl process records its own poll
+                record_poll(row, result, new_items=added, now=now)
+            self._judge(s, src, row, now)
+        log.info("source %s: %d item(s), %d new", src.name, len(result.items) + result.stored, added)
         if added:
             await self.process_pending()
+        else:
+            await self.scheduler.dispatcher.dispatch()
+
+    async def check_health(self) -> None:
+        """Periodic sweep: a source whose polls stopped altogether still turns silent."""
+        now = self.clock.now()
+        with session_scope(self.db) as s:
+            for src in self.sources:
+                self._judge(s, src, source_state(s, src.name), now)
+        await self.scheduler.dispatcher.dispatch()
+
+    def _judge(self, s: Session, src: SourceSettings, row: SourceState, now: datetime) -> None:
+        verdict = assess(row, src, failing_after=self.settings.health.failing_after, now=now)
+        if transition(row, verdict, now=now) and row.state_since is not None:
+            log.warning("source %s is now %s: %s", src.name, verdict.state.value, verdict.reason)
+            view = SourceHealthView(
+                source=src.name, kind=src.kind, state=verdict.state.value, state_label=verdict.state.label,
+                reason=verdict.reason, last_success_at=row.last_success_at, last_error=row.last_error,
+                items_last_day=items_since(s, src.name, now - DAY),
+            )
+            self.scheduler.engine.source_health(s, view, row.state_since, now)
+
+    async def _crawl_in_subprocess(self, src: SiteSource) -> FetchResult:
+        """Scrapy owns its reactor, so each site crawl runs as `yuqing crawl NAME` in its own process."""
+        if not self.crawl_command:
+            return FetchResult(source=src.name, items=[], error="site crawling is not available in this process")
+        proc = await asyncio.create_subprocess_exec(*self.crawl_command, src.name, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        limit = max(src.interval.total_seconds() * 3, CRAWL_MIN_TIMEOUT_S)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout=limit)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            return FetchResult(source=src.name, items=[], error=f"crawl took longer than {limit:g}s and was stopped")
+        try:
+            summary = json.loads(out.decode("utf-8", "replace").strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+            return FetchResult(source=src.name, items=[], error=f"crawl exited {proc.returncode}: {tail[0]}")
+        return FetchResult(source=src.name, items=[], error=summary.get("error"), warnings=summary.get("warnings", []),
+                           pages=summary.get("pages", 0), empty_pages=summary.get("empty_pages", 0),
+                           stored=summary.get("stored", 0))
 
     async def process_pending(self) -> ProcessOutcome:
         async with self._busy:

@@ -9,17 +9,15 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import joblib
-import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion
+from typing import TYPE_CHECKING, Any
 
 from classifier.segment import WordNgrams
 from classifier.severity import figure_severity
 from models.enums import Category, Sentiment, Severity
+
+if TYPE_CHECKING:  # scikit-learn is imported lazily: commands that never classify start fast
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion
 
 ARTIFACT = "model.joblib"
 META = "meta.json"
@@ -59,6 +57,9 @@ class Verdict:
 
 
 def build_features() -> FeatureUnion:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FeatureUnion
+
     return FeatureUnion(
         [
             ("words", TfidfVectorizer(analyzer=WordNgrams(), sublinear_tf=True, min_df=1)),
@@ -68,6 +69,8 @@ def build_features() -> FeatureUnion:
 
 
 def _head() -> LogisticRegression:
+    from sklearn.linear_model import LogisticRegression
+
     return LogisticRegression(C=8.0, max_iter=2000, class_weight="balanced")
 
 
@@ -122,6 +125,8 @@ class TextModel:
 
     def save(self, model_dir: Path, *, meta: dict[str, Any]) -> Path:
         folder = model_dir / self.version
+        import joblib
+
         folder.mkdir(parents=True, exist_ok=True)
         joblib.dump({"features": self.features, "heads": self.heads}, folder / ARTIFACT, compress=3)
         (folder / META).write_text(json.dumps({"version": self.version, **meta}, ensure_ascii=False, indent=2))
@@ -133,6 +138,8 @@ class TextModel:
         path = model_dir / version / ARTIFACT
         if not path.exists():
             raise ModelNotFoundError(f"model {version!r} not found at {path}; run `yuqing train`")
+        import joblib
+
         data = joblib.load(path)
         return cls(version, data["features"], data["heads"])
 
@@ -163,6 +170,8 @@ def set_active(model_dir: Path, version: str) -> None:
 
 def top_terms(model: TextModel, text: str, head: str = "category", k: int = 5) -> list[str]:
     """The features that pushed `text` most towards its predicted class (for explanations)."""
+    import numpy as np
+
     vec = model.features.transform([text])
     clf = model.heads[head]
     pred = clf.predict(vec)[0]

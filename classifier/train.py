@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sklearn
-
 from classifier.model import TextModel, set_active
 from models.enums import Category, Sentiment, Severity
 
@@ -72,8 +70,10 @@ def seed_files(seed_dir: Path = SEED_DIR) -> list[Path]:
 
 
 def corpus_version(examples: Sequence[Example]) -> str:
+    from importlib.metadata import version
+
     digest = hashlib.sha256()
-    digest.update(f"{FEATURE_REVISION}|{sklearn.__version__.split('.')[0]}".encode())
+    digest.update(f"{FEATURE_REVISION}|{version('scikit-learn').split('.')[0]}".encode())
     for ex in sorted(examples, key=lambda e: e.key):
         digest.update(ex.key.encode("utf-8"))
         digest.update(b"\0")

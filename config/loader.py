@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from config.schema import Settings
+from config.schema import SOURCE_KINDS, Settings
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 _PATH_PREFIX = re.compile(r"^([A-Za-z_][\w]*(?:\.[\w]+|\[\d+\])*): (.*)$", re.S)
@@ -88,6 +88,8 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
     err = exc.errors(include_url=False)[0]
     key = _join_loc(err["loc"])
     reason = _reason(err)
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        key, reason = f"{key}.kind", f"unknown kind {err['ctx'].get('tag')!r} (use {', '.join(SOURCE_KINDS)})"
     match = _PATH_PREFIX.match(reason)
     if match:  # a model validator named the sub-key itself
         sub, reason = match.groups()
@@ -100,7 +102,9 @@ def _first_error(exc: ValidationError) -> tuple[str, str]:
 
 def _join_loc(loc: tuple[Any, ...]) -> str:
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
+        if part in SOURCE_KINDS and i > 0 and isinstance(loc[i - 1], int):
+            continue  # the union tag pydantic inserts after a list index: not a key in the file
         if isinstance(part, int):
             out += f"[{part}]"
         else:

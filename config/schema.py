@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from config.durations import Duration
 
@@ -36,12 +36,19 @@ class AgencySettings(Strict):
         return value
 
 
-class SourceSettings(Strict):
+Selector = str  # a CSS selector, or an XPath expression prefixed with "xpath:" (e.g. "xpath://h1/text()")
+
+
+class SourceBase(Strict):
+    """Keys every source kind has."""
+
     name: str = Field(min_length=1, max_length=100)
-    kind: Literal["feed"] = "feed"
-    url: str = Field(min_length=1)
     interval: Duration = timedelta(minutes=10)
     enabled: bool = True
+    # Health: the source is "silent" when it has produced nothing new for this long (None: 6 × interval,
+    # at least a day).
+    expected_period: Duration | None = None
+    user_agent: str | None = None  # overrides fetch.user_agent for this source
 
     @field_validator("name")
     @classmethod
@@ -57,11 +64,141 @@ class SourceSettings(Strict):
             raise ValueError("must be at least 1s")
         return value
 
+    @property
+    def silent_after(self) -> timedelta:
+        if self.expected_period is not None:
+            return self.expected_period
+        return max(self.interval * 6, timedelta(days=1))
+
+
+class FeedSource(SourceBase):
+    """RSS 0.9x/1.0/2.0, Atom or JSON Feed read with feedparser; conditional GET with ETag/Last-Modified."""
+
+    kind: Literal["feed"] = "feed"
+    url: str = Field(min_length=1)
+
+
+class ArticleSelectors(Strict):
+    title: Selector | None = None
+    body: Selector | None = None
+    published: Selector | None = None
+    author: Selector | None = None
+
+
+class ListSelectors(Strict):
+    links: Selector  # article links on a list page (an <a> element or its @href)
+    next_page: Selector | None = None  # the link to the next list page
+    max_pages: int = Field(default=5, ge=1, le=1000)
+
+
+class SiteSource(SourceBase):
+    """A news or government site crawled with Scrapy: list pages, then article pages."""
+
+    kind: Literal["site"] = "site"
+    start_urls: list[str] = Field(min_length=1)
+    list_page: ListSelectors
+    article: ArticleSelectors | None = None  # None: automatic article extraction
+    allowed_domains: list[str] = Field(default_factory=list)  # empty: the start URLs' hosts
+    obey_robots: bool = True
+    concurrency_per_domain: int = Field(default=2, ge=1, le=64)
+    download_delay: Duration = timedelta(0)
+    retries: int = Field(default=3, ge=0, le=20)
+
+
+class Paging(Strict):
+    mode: Literal["none", "page", "cursor"] = "none"
+    param: str = "page"  # query parameter carrying the page number or cursor
+    start: int = 1  # first page number (mode: page)
+    max_pages: int = Field(default=5, ge=1, le=1000)
+    cursor_path: str | None = None  # dot path of the next cursor in the response (mode: cursor)
+
+    @model_validator(mode="after")
+    def _cursor_needs_path(self) -> Paging:
+        if self.mode == "cursor" and not self.cursor_path:
+            raise ValueError("cursor_path: required when mode is cursor")
+        return self
+
+
+class JsonApiSource(SourceBase):
+    """A JSON-over-HTTP API (Weibo-style APIs, RSSHub JSON routes, an agency's own systems)."""
+
+    kind: Literal["json_api"] = "json_api"
+    url: str = Field(min_length=1)
+    method: Literal["GET", "POST"] = "GET"
+    # Header and parameter values may name environment variables as ${NAME} (credentials stay out of config).
+    headers: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict)
+    items_path: str = ""  # dot path of the list of items in the response ("" = the response is the list)
+    fields: dict[str, str]  # post field → dot path inside one item
+    paging: Paging = Field(default_factory=Paging)
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = set(value) - POST_FIELDS
+        if unknown:
+            raise ValueError(f"unknown post field(s) {sorted(unknown)}; use {sorted(POST_FIELDS)}")
+        if "text" not in value and "title" not in value:
+            raise ValueError("map at least one of 'text' or 'title'")
+        return value
+
+
+POST_FIELDS = frozenset(
+    {"id", "url", "title", "text", "author", "published", "reposts", "comments", "likes", "author_followers"}
+)
+
+SOURCE_KINDS = ("feed", "site", "json_api")
+
+
+def _source_kind(value: object) -> str:
+    """The discriminator: a source without `kind` is a feed."""
+    if isinstance(value, dict):
+        return str(value.get("kind", "feed"))
+    return str(getattr(value, "kind", "feed"))
+
+
+SourceSettings = Annotated[
+    Annotated[FeedSource, Tag("feed")] | Annotated[SiteSource, Tag("site")] | Annotated[JsonApiSource, Tag("json_api")],
+    Discriminator(_source_kind),
+]
+
+
+class ImportMapping(Strict):
+    """How to read one kind of export file (`yuqing import FILE --mapping NAME`)."""
+
+    format: Literal["auto", "csv", "jsonl", "xlsx"] = "auto"
+    source: str = Field(min_length=1, max_length=100)  # the source name the imported posts are recorded under
+    columns: dict[str, str]  # file column (header) → post field
+    encoding: str | None = None  # CSV encoding; None: detected
+    sheet: str | None = None  # Excel sheet; None: the first
+
+    @field_validator("columns")
+    @classmethod
+    def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = set(value.values()) - POST_FIELDS
+        if unknown:
+            raise ValueError(f"unknown post field(s) {sorted(unknown)}; use {sorted(POST_FIELDS)}")
+        if "text" not in value.values() and "title" not in value.values():
+            raise ValueError("map a column to 'text' or 'title'")
+        return value
+
+
+class DedupSettings(Strict):
+    near_window: Duration = timedelta(days=7)
+    near_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+    near_containment: float = Field(default=0.8, gt=0.0, le=1.0)
+
+
+class HealthSettings(Strict):
+    failing_after: int = Field(default=3, ge=1)  # consecutive failed polls before a source is "failing"
+    admin_chat_ids: list[int] = Field(default_factory=list)  # Telegram chats for health alerts (empty: all)
+
 
 class FetchSettings(Strict):
     user_agent: str = "yuqing/0.1 (+public-opinion monitor)"
     timeout: Duration = timedelta(seconds=20)
     max_bytes: int = Field(default=10_000_000, ge=1024)
+    max_redirects: int = Field(default=5, ge=0, le=30)
 
 
 class ClassifierSettings(Strict):
@@ -155,6 +292,9 @@ class Settings(Strict):
     response: ResponseSettings = Field(default_factory=ResponseSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
+    imports: dict[str, ImportMapping] = Field(default_factory=dict)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
 
     @model_validator(mode="after")
     def _unique_sources(self) -> Settings:

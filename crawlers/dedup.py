@@ -1,4 +1,4 @@
-"""De-duplication keys (pure). Exact duplicates share a fingerprint; near-duplicates come in a later stage."""
+"""De-duplication keys (pure). Exact duplicates share a fingerprint; near-duplicates: crawlers/neardup.py."""
 
 from __future__ import annotations
 

@@ -29,6 +29,16 @@ class RawItem:
 
 
 @dataclass(frozen=True)
+class FetchState:
+    """What a source remembers between polls (stored in source_state): validators for conditional GET and
+    a paging cursor."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+    cursor: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class FetchResult:
     """What one poll of a source produced: items, plus problems that did not stop it."""
 
@@ -36,3 +46,8 @@ class FetchResult:
     items: list[RawItem]
     error: str | None = None  # the poll failed as a whole (network, unreadable file …)
     warnings: list[str] = field(default_factory=list)  # e.g. a malformed (bozo) feed whose good entries were kept
+    pages: int = 0  # documents fetched (feed documents, list and article pages, API pages)
+    empty_pages: int = 0  # fetched article pages from which no article could be extracted
+    not_modified: bool = False  # conditional GET answered 304: nothing new, not an error
+    state: FetchState | None = None  # validators/cursor to remember for the next poll (None: unchanged)
+    stored: int = 0  # items the source stored itself (a site crawl in its own process writes raw posts directly)

@@ -2,6 +2,7 @@
 
 `normalize(...) -> NormalizedPost` raises `NormalizeError` for an entry that cannot become a post;
 the caller keeps the raw row with the error so it can be re-processed after a fix.
+`canonical_url` is the stored, working URL; `url_key` is a comparison key only (mobile/desktop hosts folded).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from crawlers.dedup import fingerprint
+from crawlers.timeparse import parse_chinese_time
 
 MAX_TEXT_CHARS = 100_000
 TRACKING_PARAMS = re.compile(r"^(utm_\w+|spm|from|share_\w+|sharesource|scene|wfr|isappinstalled|timestamp)$", re.I)
@@ -50,6 +52,9 @@ class NormalizedPost:
 
 def normalize(source: str, url: str, fetched_at: datetime, payload: dict[str, Any], *, tz: tzinfo) -> NormalizedPost:
     """Clean one raw post. `tz` is the zone assumed for publish times that carry none."""
+    unextracted = (payload.get("extra") or {}).get("unextracted")
+    if unextracted:
+        raise NormalizeError(f"no article could be extracted from the page: {unextracted}")
     title = clean_text(str(payload.get("title") or ""), single_line=True)
     text = clean_text(strip_html(str(payload.get("body") or "")))
     if not title and not text:
@@ -64,7 +69,7 @@ def normalize(source: str, url: str, fetched_at: datetime, payload: dict[str, An
         title=title[:1000],
         text=text,
         author=author or None,
-        published_at=parse_time(payload.get("published"), tz=tz),
+        published_at=parse_time(payload.get("published"), tz=tz, now=fetched_at),
         fetched_at=fetched_at,
         fingerprint=fingerprint(title, text),
         metrics=metrics,
@@ -88,18 +93,54 @@ def canonical_url(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", urlencode(query), ""))
 
 
-def parse_time(value: Any, *, tz: tzinfo) -> datetime | None:
-    """An ISO 8601 or RFC 822 time; naive times are taken to be in `tz`. None when unparseable."""
+_ALIAS_LABELS = frozenset({"www", "m", "wap", "3g", "4g", "mobile"})  # mobile/desktop twins of one site
+_GENERIC_SLD = frozenset({"com", "net", "org", "gov", "edu", "ac", "co", "mil"})  # com.cn, gov.cn, co.uk …
+
+
+def canonical_host(host: str) -> str:
+    """The host as compared for de-duplication: lower case, leading www./m./wap./3g./4g./mobile. labels removed
+    while a registrable name remains (m.example.cn and www.example.cn → example.cn; m.com.cn, www.gov.cn and
+    example.cn stay). IP addresses and ports are kept. Only a comparison key: the host may not exist."""
+    host = host.lower()
+    if host.startswith("[") or "@" in host:  # IPv6 literal, user info: left alone
+        return host
+    name, _, port = host.partition(":")
+    labels = name.rstrip(".").split(".")
+    if all(label.isdigit() for label in labels):  # IPv4
+        return host
+    while len(labels) > 2 and labels[0] in _ALIAS_LABELS:
+        if len(labels) == 3 and labels[1] in _GENERIC_SLD and len(labels[2]) == 2:
+            break
+        labels.pop(0)
+    return ".".join(labels) + (f":{port}" if port else "")
+
+
+def url_key(url: str) -> str:
+    """De-duplication key of a URL: `canonical_url` without its scheme and with `canonical_host`, so
+    https://m.example.cn/a?id=1 and http://www.example.cn/a?id=1 both give "example.cn/a?id=1".
+    Not a URL (never fetch or store it as one); a URL that is not http(s) is its own key."""
+    canonical = canonical_url(url)
+    parts = urlsplit(canonical)
+    if parts.scheme not in ("http", "https"):
+        return canonical
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{canonical_host(parts.netloc)}{parts.path}{query}"
+
+
+def parse_time(value: Any, *, tz: tzinfo, now: datetime | None = None) -> datetime | None:
+    """A publish time: ISO 8601, RFC 822, or a Chinese absolute or relative form (2024年5月1日 08:30, 3分钟前,
+    昨天 12:30) resolved against `now` (the fetch time). Naive times are in `tz`. None when unparseable."""
     if not value or not isinstance(value, str):
         return None
+    text = value.strip()
     parsed: datetime | None = None
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         try:
-            parsed = parsedate_to_datetime(value.strip())
+            parsed = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
-            return None
+            return parse_chinese_time(text, now=now, tz=tz) if now is not None else None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     return parsed

@@ -125,6 +125,7 @@ class NotifyReason(StrEnum):
     OPENED = "opened"  # a new incident, with its countdowns
     REMINDER = "reminder"  # a deadline approaches
     OVERDUE = "overdue"  # a deadline passed unmet
+    HEALTH = "health"  # a source changed health state (to the admin channel)
 
 
 class DeliveryOutcome(StrEnum):
@@ -132,3 +133,16 @@ class DeliveryOutcome(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # gave up (fatal error or retries exhausted)
     SUPERSEDED = "superseded"  # a later notice for the same deadline made this one moot
+
+
+class SourceHealth(StrEnum):
+    """A source's state as the health check sees it."""
+
+    OK = "ok"
+    SILENT = "silent"  # nothing new for longer than its expected period
+    FAILING = "failing"  # polls keep failing (network, HTTP errors, unreadable data)
+    BLOCKED = "blocked"  # pages arrive but hold no extractable article (login wall, anti-bot page, new layout)
+
+    @property
+    def label(self) -> str:
+        return {"ok": "正常", "silent": "静默", "failing": "抓取失败", "blocked": "疑似被拦截"}[self.value]

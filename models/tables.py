@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.db import UTCDateTime
-from models.enums import DeadlineStatus, DeliveryOutcome, IncidentStatus, RawPostStatus
+from models.enums import DeadlineStatus, DeliveryOutcome, IncidentStatus, RawPostStatus, SourceHealth
 
 
 def _utc(*, nullable: bool = False, index: bool = False) -> Any:
@@ -55,7 +55,7 @@ class Post(SQLModel, table=True):
     published_at: datetime | None = _utc(nullable=True)
     fetched_at: datetime = _utc(index=True)
     fingerprint: str = Field(max_length=64, unique=True)
-    simhash: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    signature: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))  # near-dup sketch
     duplicate_of_id: int | None = Field(default=None, foreign_key="post.id")
     spread_count: int = 1
     metrics: dict[str, Any] = _json()
@@ -162,4 +162,25 @@ class Delivery(SQLModel, table=True):
     sent_at: datetime | None = _utc(nullable=True)
 
 
-ALL_TABLES = (RawPost, Post, Classification, Incident, IncidentEvent, Deadline, Delivery)
+class SourceState(SQLModel, table=True):
+    """What yuqing knows about one source between polls: conditional-GET validators, paging cursor, health."""
+
+    __tablename__ = "source_state"
+
+    source: str = Field(primary_key=True, max_length=100)
+    etag: str | None = Field(default=None, max_length=500)
+    last_modified: str | None = Field(default=None, max_length=100)
+    cursor: dict[str, Any] = _json()
+    last_attempt_at: datetime | None = _utc(nullable=True)
+    last_success_at: datetime | None = _utc(nullable=True)
+    last_new_item_at: datetime | None = _utc(nullable=True)
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    last_error_at: datetime | None = _utc(nullable=True)
+    consecutive_errors: int = 0
+    consecutive_empty: int = 0  # polls in a row that fetched pages but extracted no article (login/anti-bot wall)
+    items_total: int = 0
+    state: str = Field(default=SourceHealth.OK, max_length=16)
+    state_since: datetime | None = _utc(nullable=True)
+
+
+ALL_TABLES = (RawPost, Post, Classification, Incident, IncidentEvent, Deadline, Delivery, SourceState)

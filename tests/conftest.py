@@ -21,6 +21,7 @@ from tests.fake_telegram import FakeTelegramServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 os.environ.setdefault("PTB_TIMEDELTA", "true")  # as pipeline.main does: timedelta durations in PTB
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 PG_URL = os.environ.get("YUQING_TEST_PG_URL", "")
 REQUIRE_PG = os.environ.get("YUQING_REQUIRE_PG") == "1"
 
@@ -47,6 +48,14 @@ def _drop_pg_schema(engine: Engine) -> None:
     with base.begin() as conn:
         conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
     base.dispose()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (research-only datasets, never copied into the repository); skips when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"research datasets not available: {SHARED_DATA} is absent (it sits beside the clone in CI)")
+    return SHARED_DATA
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -18,8 +18,9 @@ from alerts.outbox import Dispatcher, receivers_of
 from alerts.scheduler import DeadlineScheduler
 from alerts.service import ProcessOutcome
 from classifier.model import TextModel
-from config.schema import FetchSettings, Settings, SourceSettings
+from config.schema import FeedSource, FetchSettings, Settings
 from crawlers.feeds import poll_feed
+from crawlers.neardup import NearDupIndex
 from crawlers.store import store_raw
 from models.db import session_scope
 from pipeline import process_batch
@@ -40,6 +41,7 @@ class Harness:
         self.dispatcher = Dispatcher(db, self.notifiers, clock)
         self.scheduler = DeadlineScheduler(self.engine, self.dispatcher, clock)
         self.policy = freeze_policy(settings.response, time_scale=time_scale, drill=time_scale != 1.0)
+        self.neardup: NearDupIndex | None = None  # tests that exercise near-duplicates set one
 
     async def start(self) -> int:
         """Start paused (the fake clock drives jobs), rebuild jobs from the database, flush the outbox."""
@@ -52,7 +54,7 @@ class Harness:
         self.scheduler.shutdown()
 
     def ingest(self, feed: Path) -> int:
-        result = poll_feed(SourceSettings(name=feed.stem, url=str(feed)), FetchSettings(), base_dir=feed.parent,
+        result = poll_feed(FeedSource(name=feed.stem, url=str(feed)), FetchSettings(), base_dir=feed.parent,
                            now=self.clock.now())
         with session_scope(self.db) as s:
             return store_raw(s, result.items)
@@ -60,7 +62,7 @@ class Harness:
     async def process(self) -> ProcessOutcome:
         with session_scope(self.db) as s:
             out = process_batch(s, model=self.model, settings=self.settings, engine=self.engine,
-                                policy=self.policy, now=self.clock.now(), tz=SH)
+                                policy=self.policy, now=self.clock.now(), tz=SH, neardup=self.neardup)
         for item in out.scheduled:
             self.scheduler.schedule(item)
         await self.dispatcher.dispatch()

@@ -35,9 +35,10 @@ def test_default_config_is_valid() -> None:
     assert loaded.settings.response.deadlines["release_5h"].within.total_seconds() == 5 * 3600
 
 
-def test_default_yaml_matches_schema_defaults_except_sources() -> None:
-    loaded = load_config(DEFAULT_CONFIG).settings.model_dump(exclude={"sources"})
-    assert loaded == Settings().model_dump(exclude={"sources"})
+def test_default_yaml_matches_schema_defaults_except_examples() -> None:
+    examples = {"sources", "imports"}  # the default file ships demo sources and an example import mapping
+    loaded = load_config(DEFAULT_CONFIG).settings.model_dump(exclude=examples)
+    assert loaded == Settings().model_dump(exclude=examples)
 
 
 def _documented_keys(text: str) -> dict[str, str]:
@@ -66,18 +67,34 @@ def _documented_keys(text: str) -> dict[str, str]:
     return out
 
 
+def _models_in(ann: object) -> list[type[BaseModel]]:
+    """Every pydantic model inside a type (through list/dict/Union/Annotated)."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return [ann]
+    return [m for arg in get_args(ann) for m in _models_in(arg)]
+
+
+def _all_fields(models: list[type[BaseModel]]) -> list[str]:
+    """Field names of the models and of the models nested in them (they are documented together)."""
+    names: list[str] = []
+    for m in models:
+        for name, field in m.model_fields.items():
+            names.append(name)
+            names += _all_fields(_models_in(field.annotation))
+    return sorted(set(names))
+
+
 def _schema_paths(model: type[BaseModel], prefix: str = "") -> list[tuple[str, list[str]]]:
     """(key path, sub-keys that must be mentioned in its comment) for every field of the schema."""
     out: list[tuple[str, list[str]]] = []
     for name, field in model.model_fields.items():
         path = f"{prefix}{name}"
         ann = field.annotation
-        inner = [a for a in get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)]
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             out.append((path, []))
             out += _schema_paths(ann, path + ".")
-        elif get_origin(ann) in (list, dict) and inner:
-            out.append((path, list(inner[0].model_fields)))
+        elif get_origin(ann) in (list, dict) and _models_in(ann):
+            out.append((path, _all_fields(_models_in(ann))))
         else:
             out.append((path, []))
     return out
@@ -174,3 +191,11 @@ def test_environment_secrets_and_file_variant(tmp_path: Path) -> None:
         Environment.from_environ({"YUQING_TELEGRAM_CHAT_IDS": "ops-room"})
 
 
+
+
+def test_every_source_kind_loads() -> None:
+    s = load_config(FIXTURES / "config" / "valid" / "all_kinds.yaml").settings
+    assert [src.kind for src in s.sources] == ["feed", "site", "json_api"]
+    assert s.sources[1].list_page.links == "ul.news-list a"  # type: ignore[union-attr]
+    assert s.imports["hotline"].columns["诉求内容"] == "text"
+    assert s.sources[0].silent_after.total_seconds() == 86400  # 6 × 10 min is less than a day

@@ -4,7 +4,7 @@ a malformed entry keeps its raw row with the error; running the stage twice is h
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -71,3 +71,24 @@ def test_major_accident_opens_severe_incident_with_both_clocks(db: Engine, model
     [msg] = h.console_messages()
     assert msg.startswith("【特别重大舆情】某县煤矿发生坍塌事故 已致35人遇难")
     assert "距5小时权威信息发布时限还剩 5小时" in msg
+
+
+def test_near_copies_join_the_first_posts_incident(db: Engine, model: TextModel, settings: Settings) -> None:
+    from crawlers.neardup import NearDupIndex
+
+    h = Harness(db, model, settings, FakeClock(T0))
+    h.neardup = NearDupIndex(settings.dedup.near_window)
+    h.ingest(FEEDS / "mixed.rss")
+    asyncio.run(h.process())
+    h.clock.advance(timedelta(minutes=10))
+    h.ingest(FEEDS / "reposts.xml")
+    out = asyncio.run(h.process())
+    assert out.duplicates == 1  # the repost with a //@ prefix and a truncation
+    with Session(db) as s:
+        inc = s.exec(select(Incident)).all()
+        fire = next(i for i in inc if "森林火灾" in i.title)
+        assert fire.post_count == 3  # the original, its exact copy in the first feed, the repost
+        repost = s.exec(select(Post).where(Post.url == "https://weibo.example.cn/u/2001/status/9")).one()
+        assert repost.duplicate_of_id is not None and repost.incident_id == fire.id
+        meeting = s.exec(select(Post).where(Post.url == "https://weibo.example.cn/u/2002/status/10")).one()
+        assert meeting.duplicate_of_id is None  # same topic, different post

@@ -85,3 +85,34 @@ def test_feed_option_replaces_configured_sources(run_yuqing: Any, telegram: Fake
     run_yuqing("--feed", "local.atom", feed=FEEDS / "mine_collapse.xml")  # relative to the working directory
     telegram.wait_for(_has("停水三天"), timeout=30)
     assert not [m for m in telegram.messages if "煤矿" in m["plain_text"]]
+
+
+def test_site_source_is_crawled_in_its_own_process(tmp_path: Path, model_dir: Path) -> None:
+    """`yuqing run` starts `yuqing crawl NAME` for a site source; the crawl stores and records, the service
+    classifies what it stored."""
+    from sqlmodel import Session, select
+
+    from models.db import make_engine
+    from models.tables import Post, SourceState
+    from tests.test_site import FixtureSite
+
+    with FixtureSite() as site:
+        cfg = tmp_path / "yuqing.yaml"
+        cfg.write_text(
+            "sources:\n  - name: city-site\n    kind: site\n    interval: 1h\n"
+            f"    start_urls: ['{site.base}/news/index.html']\n"
+            "    list_page: {links: 'ul.news-list a', next_page: 'a.next::attr(href)', max_pages: 2}\n"
+            f"classifier:\n  model_dir: {model_dir}\n",
+            encoding="utf-8",
+        )
+        env = {**os.environ, "YUQING_CONFIG": str(cfg), "YUQING_DATABASE_URL": f"sqlite:///{tmp_path / 'y.db'}",
+               "YUQING_RETRY_BACKOFF": "0.01",
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        done = subprocess.run([sys.executable, "-m", "pipeline", "run", "--once"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with Session(make_engine(f"sqlite:///{tmp_path / 'y.db'}")) as s:
+        titles = {p.title for p in s.exec(select(Post)).all()}
+        state = s.exec(select(SourceState)).one()
+    assert "林业局部署今冬明春森林防火工作" in titles and "市民王喆反映小区电梯停运问题得到解决" in titles
+    assert state.source == "city-site" and state.items_total == len(titles) and state.state == "ok"
