@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
@@ -35,10 +36,12 @@ from alerts.service import ProcessOutcome, Service
 from classifier.jsonl import chunks, classify_lines
 from classifier.model import ModelNotFoundError, TextModel, active_version
 from classifier.train import CorpusError, load_examples, seed_files, train
+from config.durations import format_duration
 from config.env import EnvError, Environment
 from config.loader import ConfigError, LoadedConfig, load_config
 from config.schema import FeedSource, Settings, SourceSettings
 from crawlers.commands import add_commands as add_ingest_commands
+from crawlers.encoding import nfkc_key
 from crawlers.neardup import NearDupIndex, signature
 from crawlers.normalize import NormalizedPost, NormalizeError, normalize
 from crawlers.store import first_copy_signatures
@@ -95,18 +98,18 @@ def _dedup(
 ) -> list[tuple[RawPost, NormalizedPost, Post]]:
     """Exact copies add to the first copy's spread count; near copies get a post of their own that points at
     the first one and joins its incident; the rest become new posts (flushed and added to the index)."""
-    prints = list({p.fingerprint for _, p in fresh})
-    known = {p.fingerprint: p for p in session.exec(select(Post).where(col(Post.fingerprint).in_(prints))).all()}
+    known = _known_posts(session, fresh)
     new_posts: list[tuple[RawPost, NormalizedPost, Post]] = []
     copies: list[tuple[RawPost, Post, Post | None]] = []  # (raw, first copy, the near copy's own post)
     for raw, norm in fresh:
         raw.status = RawPostStatus.PROCESSED
-        if norm.fingerprint in known:
-            copies.append((raw, known[norm.fingerprint], None))
+        same = known.get(norm.fingerprint) or _same_article(known.get(f"url:{norm.url_key}"), norm)
+        if same is not None:
+            copies.append((raw, same, None))
             continue
         post = _post(norm, signature(norm.full_text))
         session.add(post)
-        known[norm.fingerprint] = post
+        known[norm.fingerprint] = known[f"url:{norm.url_key}"] = post
         first = _near_copy_of(session, neardup, post.signature or b"", now)
         if first is not None:
             post.duplicate_of_id, post.incident_id = first.id, first.incident_id
@@ -127,10 +130,31 @@ def _dedup(
     return new_posts
 
 
+def _known_posts(session: Session, fresh: list[tuple[RawPost, NormalizedPost]]) -> dict[str, Post]:
+    """Stored posts an incoming one may be an exact copy of: same fingerprint, or same URL key (the same
+    article reached through its mobile and desktop hosts), keyed by fingerprint and by "url:<key>"."""
+    prints = list({p.fingerprint for _, p in fresh})
+    keys = list({p.url_key for _, p in fresh})
+    known: dict[str, Post] = {}
+    for post in session.exec(select(Post).where(col(Post.fingerprint).in_(prints))).all():
+        known[post.fingerprint] = post
+    for post in session.exec(select(Post).where(col(Post.url_key).in_(keys), col(Post.duplicate_of_id).is_(None))):
+        known.setdefault(f"url:{post.url_key}", post)
+    return known
+
+
+def _same_article(post: Post | None, norm: NormalizedPost) -> Post | None:
+    """A post at the same URL key is the same article only when the URL names a page (not a site's home page,
+    which some feeds give as every entry's link) and the titles agree."""
+    if post is None or urlsplit(norm.url).path in ("", "/") or not norm.title:
+        return None
+    return post if nfkc_key(post.title) == nfkc_key(norm.title) else None
+
+
 def _post(norm: NormalizedPost, sig: bytes) -> Post:
-    return Post(source=norm.source, url=norm.url, title=norm.title, text=norm.text, author=norm.author,
-                published_at=norm.published_at, fetched_at=norm.fetched_at, fingerprint=norm.fingerprint,
-                metrics=norm.metrics, signature=sig)
+    return Post(source=norm.source, url=norm.url, url_key=norm.url_key, title=norm.title, text=norm.text,
+                author=norm.author, published_at=norm.published_at, fetched_at=norm.fetched_at,
+                fingerprint=norm.fingerprint, metrics=norm.metrics, signature=sig)
 
 
 def _near_copy_of(session: Session, neardup: NearDupIndex | None, sig: bytes, now: datetime) -> Post | None:
@@ -197,7 +221,8 @@ def near_index(db: Engine, settings: Settings, now: datetime) -> NearDupIndex:
     with session_scope(db) as s:
         outcome = index.rebuild(first_copy_signatures(s, now - d.near_window))
     index.evict(now)
-    log.info("near-duplicate index: %d post(s) from the last %s (%s)", len(index), d.near_window, outcome)
+    log.info("near-duplicate index: %d post(s) from the last %s (%d expired, %d unusable)", len(index),
+             format_duration(d.near_window), outcome.expired, outcome.unindexable + outcome.invalid)
     return index
 
 

@@ -31,6 +31,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,7 @@ def _parse_xml_feed(
     if not items and not parsed.get("version"):
         return FetchResult(source=source, items=[], error=warnings[0] if warnings else
                            "not a feed: no RSS, Atom, RDF or JSON Feed document found")
-    return FetchResult(source=source, items=items, warnings=warnings + _time_warnings(items))
+    return FetchResult(source=source, items=distinct_urls(items), warnings=warnings + _time_warnings(items))
 
 
 def _as_utf8(body: bytes, content_type: str | None) -> tuple[bytes, str | None, str | None]:
@@ -257,6 +258,20 @@ def _count(value: Any) -> int | None:
     return int(float(match.group(1)) * _MULTIPLIERS[match.group(2)])
 
 
+def distinct_urls(items: list[RawItem]) -> list[RawItem]:
+    """Entries of one feed that share a link (some feeds give the site's home page for every entry) get
+    distinct URLs, so no entry is lost to the one-row-per-(source, url) rule of the raw-post store."""
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        if item.url in seen:
+            digest = hashlib.sha256(f"{item.title}\n{item.body}".encode()).hexdigest()[:16]
+            item = replace(item, url=f"{item.url}#entry-{digest}")
+        seen.add(item.url)
+        out.append(item)
+    return out
+
+
 def _synthetic_url(base_url: str, title: str, body: str) -> str:
     digest = hashlib.sha256(f"{title}\n{body}".encode()).hexdigest()[:16]
     return f"{base_url or 'feed:'}#entry-{digest}"
@@ -292,7 +307,7 @@ def _parse_json_feed(body: bytes, *, source: str, fetched_at: datetime, base_url
                                 feed_author=feed_author, tz=tz))
     if skipped:
         warnings.append(f"{skipped} JSON Feed items are not objects and were skipped")
-    return FetchResult(source=source, items=items, warnings=warnings + _time_warnings(items))
+    return FetchResult(source=source, items=distinct_urls(items), warnings=warnings + _time_warnings(items))
 
 
 def _json_item(entry: dict[str, Any], *, source: str, fetched_at: datetime, base_url: str,

@@ -76,14 +76,23 @@ def _fetch_http(
             got_headers = {name.lower(): value for name, value in resp.headers.items()}
             if resp.status_code == 304:
                 return Fetched(b"", resp.headers.get("content-type"), str(resp.url), 304, got_headers)
-            chunks: list[bytes] = []
-            total = 0
-            for chunk in resp.iter_bytes():
-                total += len(chunk)
-                if total > max_bytes:
-                    raise FetchError(f"{url}: body is over the {max_bytes}-byte limit")
-                chunks.append(chunk)
-            return Fetched(b"".join(chunks), resp.headers.get("content-type"), str(resp.url), resp.status_code,
-                           got_headers)
+            body = read_capped(resp, max_bytes, url)
+            return Fetched(body, resp.headers.get("content-type"), str(resp.url), resp.status_code, got_headers)
     except httpx.HTTPError as exc:
         raise FetchError(f"{url}: {type(exc).__name__}: {exc}") from None
+
+
+def read_capped(resp: httpx.Response, max_bytes: int, url: str) -> bytes:
+    """A streamed response body, refused (FetchError) once it is over `max_bytes`, or at once when its
+    Content-Length says it will be."""
+    declared = resp.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise FetchError(f"{url}: body of {declared} bytes is over the {max_bytes}-byte limit")
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in resp.iter_bytes():
+        total += len(chunk)
+        if total > max_bytes:
+            raise FetchError(f"{url}: body is over the {max_bytes}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)

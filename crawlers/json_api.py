@@ -42,6 +42,7 @@ import httpx
 
 from config.schema import FetchSettings, JsonApiSource
 from crawlers.encoding import decode_document
+from crawlers.fetch import FetchError, read_capped
 from crawlers.items import FetchResult, FetchState, RawItem
 from crawlers.records import (
     ItemError,
@@ -269,17 +270,10 @@ def _fetch_page(req: _Request, params: dict[str, str], state: FetchState | None)
 
 
 def _read_capped(resp: httpx.Response, max_bytes: int, url: str) -> bytes:
-    declared = resp.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise _PageError(f"{url}: body of {declared} bytes is over the {max_bytes}-byte limit")
-    chunks: list[bytes] = []
-    total = 0
-    for chunk in resp.iter_bytes():
-        total += len(chunk)
-        if total > max_bytes:
-            raise _PageError(f"{url}: body is over the {max_bytes}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return read_capped(resp, max_bytes, url)
+    except FetchError as exc:
+        raise _PageError(str(exc)) from None
 
 
 def _parse_json(body: bytes, content_type: str | None, url: str) -> Any:

@@ -43,6 +43,10 @@ class NormalizedPost:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def url_key(self) -> str:
+        return url_key(self.url)
+
+    @property
     def full_text(self) -> str:
         """Title and body together, as the classifier reads them."""
         if self.title and not self.text.startswith(self.title):

@@ -49,6 +49,7 @@ class Post(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(max_length=100, index=True)
     url: str = Field(max_length=2000)
+    url_key: str = Field(default="", max_length=2000, index=True)  # mobile/desktop and scheme folded together
     title: str = Field(default="", sa_column=Column(Text, nullable=False))
     text: str = Field(default="", sa_column=Column(Text, nullable=False))
     author: str | None = Field(default=None, max_length=200)

@@ -457,3 +457,9 @@ def test_real_gb2312_and_big5_feeds(shared_data: Path) -> None:
         mojibake = [ch for ch in non_ascii if ord(ch) < 0x250]  # Latin-1 and Latin Extended: GB/Big5 as cp1252
         assert not mojibake, (path.name, mojibake[:10])
         assert len(non_ascii) < 10 or sum(map(_is_cjk, non_ascii)) >= 0.8 * len(non_ascii), path.name
+
+
+def test_entries_sharing_a_link_keep_distinct_urls() -> None:
+    items = parse_feed((FEEDS / "shared_links.rss").read_bytes(), source="s", fetched_at=NOW).items
+    assert len({i.url for i in items}) == 2
+    assert items[0].url == "https://county.example.gov.cn/"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -92,3 +93,20 @@ def test_near_copies_join_the_first_posts_incident(db: Engine, model: TextModel,
         assert repost.duplicate_of_id is not None and repost.incident_id == fire.id
         meeting = s.exec(select(Post).where(Post.url == "https://weibo.example.cn/u/2002/status/10")).one()
         assert meeting.duplicate_of_id is None  # same topic, different post
+
+
+def test_same_article_on_mobile_and_desktop_hosts_is_one_post(db: Engine, model: TextModel,
+                                                              settings: Settings, tmp_path: Path) -> None:
+    desktop = (FEEDS / "mine_collapse.xml").read_text(encoding="utf-8")
+    mobile = desktop.replace("https://news.example.cn/", "https://m.news.example.cn/").replace(
+        "多人被困井下。", "多人被困井下。（手机版）")
+    (tmp_path / "desktop.xml").write_text(desktop, encoding="utf-8")
+    (tmp_path / "mobile.xml").write_text(mobile, encoding="utf-8")
+    (tmp_path / "homepage.xml").write_bytes((FEEDS / "shared_links.rss").read_bytes())
+    h = Harness(db, model, settings, FakeClock(T0))
+    for name in ("desktop.xml", "mobile.xml", "homepage.xml"):
+        h.ingest(tmp_path / name)
+    out = asyncio.run(h.process())
+    assert out.duplicates == 1  # the mobile copy; the two home-page entries stay two posts
+    with Session(db) as s:
+        assert len(s.exec(select(Post)).all()) == 3
