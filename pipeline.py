@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import Iterable
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -33,9 +31,11 @@ from alerts.notifiers import build_notifiers
 from alerts.outbox import Dispatcher, admin_receivers, receivers_of
 from alerts.scheduler import DeadlineScheduler
 from alerts.service import ProcessOutcome, Service
-from classifier.jsonl import chunks, classify_lines
-from classifier.model import ModelNotFoundError, TextModel, active_version
-from classifier.train import CorpusError, load_examples, seed_files, train
+from classifier.classify import Classifier, PostInput
+from classifier.commands import add_commands as add_classifier_commands
+from classifier.commands import load_model
+from classifier.model import ModelNotFoundError
+from classifier.train import CorpusError
 from config.durations import format_duration
 from config.env import EnvError, Environment
 from config.loader import ConfigError, LoadedConfig, load_config
@@ -57,7 +57,7 @@ log = logging.getLogger("yuqing")
 
 
 def process_batch(
-    session: Session, *, model: TextModel, settings: Settings, engine: AlertEngine, policy: dict[str, Any],
+    session: Session, *, classifier: Classifier, settings: Settings, engine: AlertEngine, policy: dict[str, Any],
     now: datetime, tz: tzinfo, neardup: NearDupIndex | None = None,
 ) -> ProcessOutcome:
     """Process up to `runtime.batch_size` new raw posts inside the caller's transaction."""
@@ -76,7 +76,9 @@ def process_batch(
             out.failed += 1
     new_posts = _dedup(session, fresh, out, now, neardup)
     threshold = settings.classifier.relevance_threshold
-    verdicts = model.predict([p.full_text for _, p, _ in new_posts], threshold=threshold)
+    verdicts = classifier.classify([
+        PostInput(p.full_text, source=p.source, author=p.author, url=p.url, metrics=p.metrics) for _, p, _ in new_posts
+    ])
     candidates = []
     for (_raw, norm, post), verdict in zip(new_posts, verdicts, strict=True):
         assert post.id is not None
@@ -84,7 +86,8 @@ def process_batch(
             post_id=post.id, model_version=verdict.model_version, relevance=verdict.relevance,
             category=verdict.category.value, category_scores=verdict.category_scores,
             severity=verdict.severity.value if verdict.severity else None, sentiment=verdict.sentiment.value,
-            explanation={"severity_reasons": verdict.severity_reasons}, created_at=now,
+            explanation={"severity_reasons": verdict.severity_reasons, "secondary": verdict.secondary},
+            created_at=now,
         ))
         candidates.append(Candidate(post.id, norm, verdict))
     out.posts = len(new_posts)
@@ -201,20 +204,6 @@ def _grow(session: Session, incident_id: int, now: datetime) -> None:
 # ---------------------------------------------------------------- building components
 
 
-def model_dir(settings: Settings) -> Path:
-    return Path(settings.classifier.model_dir)
-
-
-def load_model(settings: Settings, *, train_if_missing: bool) -> TextModel:
-    try:
-        return TextModel.load(model_dir(settings))
-    except ModelNotFoundError:
-        if not train_if_missing:
-            raise
-    log.info("no trained model yet: training the default model from the shipped seed corpus")
-    return train(load_examples(seed_files()), model_dir(settings))
-
-
 def near_index(db: Engine, settings: Settings, now: datetime) -> NearDupIndex:
     d = settings.dedup
     index = NearDupIndex(d.near_window, d.near_threshold, containment=d.near_containment)
@@ -240,7 +229,7 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
     tz = ZoneInfo(settings.agency.timezone)
     db = make_engine(env.database_url)
     upgrade(db)
-    model = load_model(settings, train_if_missing=True)
+    classifier = Classifier(load_model(settings, train_if_missing=True), settings)
     notifiers = build_notifiers(settings, env)
     engine = AlertEngine(db, receivers_of(notifiers), tz, admin_receivers(notifiers, settings.health.admin_chat_ids))
     policy = freeze_policy(settings.response, time_scale=drill or 1.0, drill=drill is not None)
@@ -252,8 +241,8 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
     def process(now: datetime) -> ProcessOutcome:
         try:
             with session_scope(db) as s:
-                out = process_batch(s, model=model, settings=settings, engine=engine, policy=policy, now=now, tz=tz,
-                                    neardup=neardup)
+                out = process_batch(s, classifier=classifier, settings=settings, engine=engine, policy=policy,
+                                    now=now, tz=tz, neardup=neardup)
         except Exception:
             with session_scope(db) as s:  # ids flushed in the failed batch may not exist: start again from the db
                 neardup.rebuild(first_copy_signatures(s, now - settings.dedup.near_window))
@@ -308,42 +297,6 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    settings = load_config(args.config).settings
-    folder = model_dir(settings)
-    if args.if_missing:
-        try:
-            version = active_version(folder)
-            TextModel.load(folder, version)
-            print(json.dumps({"model_version": version, "trained": False}))
-            return 0
-        except ModelNotFoundError:
-            pass
-    files = ([] if args.no_seed else seed_files()) + [Path(p) for p in args.data or []]
-    started = time.perf_counter()
-    examples = load_examples(files)
-    model = train(examples, folder)
-    print(json.dumps({"model_version": model.version, "trained": True, "examples": len(examples),
-                      "seconds": round(time.perf_counter() - started, 2), "model_dir": str(folder)}))
-    return 0
-
-
-def cmd_classify(args: argparse.Namespace) -> int:
-    settings = load_config(args.config).settings
-    model = load_model(settings, train_if_missing=True)
-    threshold = settings.classifier.relevance_threshold
-    stream: TextIO = open(args.file, encoding="utf-8") if args.file else sys.stdin  # noqa: SIM115
-    try:
-        for chunk in chunks(enumerate(stream, 1), 256):
-            for line in classify_lines(model, chunk, threshold):
-                sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-    finally:
-        if args.file:
-            stream.close()
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="yuqing", description="政务舆情 monitoring with statutory response deadlines")
     sub = p.add_subparsers(dest="command", required=True)
@@ -359,16 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database commands")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="migrate the database schema to the latest version").set_defaults(func=cmd_db)
-    tr = sub.add_parser("train", help="train the classifier from the seed corpus (and --data files)")
-    tr.add_argument("--config")
-    tr.add_argument("--data", action="append", metavar="FILE", help="extra labelled JSONL (repeatable)")
-    tr.add_argument("--no-seed", action="store_true", help="leave out the shipped seed corpus")
-    tr.add_argument("--if-missing", action="store_true", help="do nothing when a model is already active")
-    tr.set_defaults(func=cmd_train)
-    cl = sub.add_parser("classify", help="classify JSON lines ({'text', 'title'?}) from FILE or stdin")
-    cl.add_argument("file", nargs="?")
-    cl.add_argument("--config")
-    cl.set_defaults(func=cmd_classify)
+    add_classifier_commands(sub)
     add_ingest_commands(sub)
     return p
 

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from alerts.deadlines import freeze_policy
 from alerts.engine import AlertEngine
 from alerts.outbox import Receiver
+from classifier.classify import Classifier
 from classifier.train import load_examples, seed_files, train
 from config.schema import Settings
 from crawlers.items import RawItem
@@ -81,7 +82,8 @@ def main() -> None:
     totals = {"posts": 0, "duplicates": 0, "incidents": 0}
     while True:
         with session_scope(db) as s:
-            out = process_batch(s, model=model, settings=settings, engine=engine, policy=policy, now=now,
+            out = process_batch(s, classifier=Classifier(model, settings), settings=settings, engine=engine,
+                                policy=policy, now=now,
                                 tz=ZoneInfo("Asia/Shanghai"))
         if out.posts + out.duplicates + out.failed == 0:
             break

@@ -7,10 +7,12 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from classifier.model import TextModel
+from classifier.classify import Classifier, PostInput
 
 
-def classify_lines(model: TextModel, lines: list[tuple[int, str]], threshold: float) -> list[dict[str, Any]]:
+def classify_lines(
+    classifier: Classifier, lines: list[tuple[int, str]], *, explain: bool = False
+) -> list[dict[str, Any]]:
     """One output object per non-blank input line: the input plus the verdict, or an error object."""
     parsed: list[dict[str, Any]] = []
     for lineno, raw in lines:
@@ -29,7 +31,10 @@ def classify_lines(model: TextModel, lines: list[tuple[int, str]], threshold: fl
             parsed.append({"input": obj})
     todo = [p for p in parsed if "input" in p]
     texts = [_joined(p["input"]) for p in todo]
-    for item, verdict in zip(todo, model.predict(texts, threshold=threshold), strict=True):
+    posts = [PostInput(text, source=str(p["input"].get("source") or ""), author=p["input"].get("author"),
+                       url=str(p["input"].get("url") or ""), metrics=_metrics(p["input"]))
+             for text, p in zip(texts, todo, strict=True)]
+    for item, verdict in zip(todo, classifier.classify(posts, explain=explain), strict=True):
         item.update({**item.pop("input"), **verdict.as_json()})
     return parsed
 
@@ -48,3 +53,8 @@ def chunks(items: Iterable[tuple[int, str]], size: int) -> Iterator[list[tuple[i
             chunk = []
     if chunk:
         yield chunk
+
+
+def _metrics(obj: dict[str, Any]) -> dict[str, Any]:
+    """Optional spread figures on an input line (reposts, comments, likes) feed the severity cues."""
+    return {k: obj[k] for k in ("reposts", "comments", "likes") if isinstance(obj.get(k), int | float)}

@@ -117,3 +117,43 @@ def figure_severity(text: str) -> SeverityCue | None:
                     best = cue
                 break
     return best
+
+
+# ---------------------------------------------------------------- context: spread, authority, involvement
+
+CENTRAL_MEDIA = ("新华社", "新华网", "人民日报", "人民网", "央视", "中央电视台", "中国新闻网", "中新社",
+                 "央广", "光明日报", "经济日报", "中国日报", "求是")
+CENTRAL_DOMAINS = ("xinhuanet.com", "news.cn", "people.com.cn", "cctv.com", "cctv.cn", "chinanews.com.cn",
+                   "chinanews.com", "cnr.cn", "gmw.cn", "ce.cn", "chinadaily.com.cn", "qstheory.cn")
+OFFICIALS = ("官员", "干部", "书记", "县长", "市长", "镇长", "乡长", "局长", "处长", "科长", "主任",
+             "公职人员", "工作人员", "执法人员", "城管", "民警", "村干部")
+# (reposts + comments + likes/10 at least, severity) from most to least severe.
+_SPREAD = [(100_000, Severity.II), (10_000, Severity.III)]
+
+
+def spread_cue(metrics: dict[str, object]) -> SeverityCue | None:
+    """Wide spread raises the level: engagement of 100k is 重大 at least, 10k 较大."""
+    def n(key: str) -> float:
+        value = metrics.get(key)
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    engagement = n("reposts") + n("comments") + n("likes") / 10
+    for minimum, level in _SPREAD:
+        if engagement >= minimum:
+            return SeverityCue(level, f"传播量{engagement / 10000:.1f}万→{level.label}({level.value})")
+    return None
+
+
+def authority_cue(*, source: str, author: str | None, url: str) -> SeverityCue | None:
+    """A report by central media makes a matter 较大 at least."""
+    names = f"{source} {author or ''}"
+    if any(m in names for m in CENTRAL_MEDIA) or any(d in url for d in CENTRAL_DOMAINS):
+        return SeverityCue(Severity.III, "中央媒体报道→较大(III)")
+    return None
+
+
+def involvement_cue(text: str, category: str) -> SeverityCue | None:
+    """Officials' own conduct in a government-image matter makes it 较大 at least."""
+    if category == "GOV_IMAGE" and any(word in text for word in OFFICIALS):
+        return SeverityCue(Severity.III, "涉及公职人员→较大(III)")
+    return None

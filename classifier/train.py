@@ -18,7 +18,8 @@ from classifier.model import TextModel, set_active
 from models.enums import Category, Sentiment, Severity
 
 SEED_DIR = Path(__file__).with_name("seed")
-FEATURE_REVISION = "f1"  # bump when build_features or the heads change
+FEATURE_REVISION = "f2"  # bump when build_features or the heads change (f2: char 1-3-grams, calibrated category)
+CV_FOLDS = 5
 
 
 class CorpusError(ValueError):
@@ -80,23 +81,69 @@ def corpus_version(examples: Sequence[Example]) -> str:
     return f"m-{digest.hexdigest()[:12]}"
 
 
-def train(examples: Sequence[Example], model_dir: Path, *, activate: bool = True) -> TextModel:
+def train(
+    examples: Sequence[Example], model_dir: Path, *, activate: bool = True, cv_folds: int = CV_FOLDS
+) -> TextModel:
+    """Fit the model on `examples`, save it under its data-derived version (with `cv_folds`-fold
+    cross-validated scores in meta.json; 0 skips them) and, by default, make it the active model."""
     if len({e.category for e in examples}) < 2:
         raise CorpusError("training needs examples of at least two categories")
+    examples = sorted(examples, key=lambda e: e.key)  # canonical order: same data → same model, as the version says
     version = corpus_version(examples)
-    model = TextModel.fit(
-        version,
-        [e.text for e in examples],
-        {
-            "category": [e.category for e in examples],
-            "sentiment": [e.sentiment for e in examples],
-            "severity": [e.severity for e in examples],
-        },
-    )
-    model.save(model_dir, meta={"examples": len(examples), "by_category": dict(Counter(e.category for e in examples))})
+    model = TextModel.fit(version, [e.text for e in examples], _labels(examples))
+    meta: dict[str, Any] = {"examples": len(examples), "by_category": dict(Counter(e.category for e in examples))}
+    if cv_folds >= 2:
+        meta["cross_validation"] = cross_validate(examples, cv_folds)
+    model.save(model_dir, meta=meta)
     if activate:
         set_active(model_dir, version)
     return model
+
+
+def _labels(examples: Sequence[Example]) -> dict[str, Sequence[str | None]]:
+    return {
+        "category": [e.category for e in examples],
+        "sentiment": [e.sentiment for e in examples],
+        "severity": [e.severity for e in examples],
+    }
+
+
+def cross_validate(examples: Sequence[Example], folds: int = CV_FOLDS) -> dict[str, Any]:
+    """Stratified k-fold (shuffled, seed 0) macro-F1 per head and Brier scores of the category probabilities
+    (multi-class, and relevance = 1 − P(IRRELEVANT) against relevant/irrelevant). Empty when a category
+    has fewer than `folds` examples."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedKFold
+
+    cats = np.array([e.category for e in examples])
+    if min(Counter(cats.tolist()).values()) < folds:
+        return {}
+    truth: dict[str, list[str]] = {"category": [], "sentiment": [], "severity": []}
+    guess: dict[str, list[str]] = {"category": [], "sentiment": [], "severity": []}
+    brier, rel_brier = [], []
+    for fit_rows, test_rows in StratifiedKFold(folds, shuffle=True, random_state=0).split(cats, cats):
+        part = [examples[i] for i in fit_rows]
+        held = [examples[i] for i in test_rows]
+        model = TextModel.fit("cv", [e.text for e in part], _labels(part))
+        matrix = model.features.transform([e.text for e in held])
+        proba = model.heads["category"].predict_proba(matrix)
+        classes = [str(c) for c in model.heads["category"].classes_]
+        onehot = np.array([[e.category == c for c in classes] for e in held], dtype=float)
+        brier.extend(((proba - onehot) ** 2).sum(axis=1).tolist())
+        irr = classes.index(Category.IRRELEVANT.value)
+        rel_brier.extend(((proba[:, irr] - onehot[:, irr]) ** 2).tolist())
+        for name in truth:
+            pred = model.heads[name].predict(matrix)
+            pairs = [(getattr(e, name), str(p)) for e, p in zip(held, pred, strict=True) if getattr(e, name)]
+            truth[name] += [t for t, _ in pairs]
+            guess[name] += [p for _, p in pairs]
+    scores: dict[str, Any] = {"folds": folds}
+    for name in truth:
+        scores[f"{name}_macro_f1"] = round(float(f1_score(truth[name], guess[name], average="macro")), 4)
+    scores["category_brier"] = round(float(np.mean(brier)), 4)
+    scores["relevance_brier"] = round(float(np.mean(rel_brier)), 4)
+    return scores
 
 
 def is_trained(model_dir: Path, examples: Sequence[Example]) -> bool:

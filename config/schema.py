@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from config.durations import Duration
+from models.enums import Category
 
 SEVERITIES = ("I", "II", "III", "IV")
 
@@ -201,9 +202,51 @@ class FetchSettings(Strict):
     max_redirects: int = Field(default=5, ge=0, le=30)
 
 
+class TopicRule(Strict):
+    """A topic rule (专题): an expression over keywords and word groups, and what a match does."""
+
+    name: str = Field(min_length=1, max_length=100)
+    expr: str = Field(min_length=1)
+    action: Literal["relevant", "category", "boost", "suppress"] = "relevant"
+    category: Category | None = None  # for action category / boost
+    boost: float = Field(default=0.2, gt=0.0, le=1.0)  # added to the category's score (action boost)
+
+    @model_validator(mode="after")
+    def _category_when_needed(self) -> TopicRule:
+        if self.action in ("category", "boost") and self.category is None:
+            raise ValueError(f"category: required when action is {self.action}")
+        return self
+
+
+class TopicSettings(Strict):
+    word_groups: dict[str, list[str]] = Field(default_factory=dict)  # named groups: {地域词}, {屏蔽词} …
+    rules: list[TopicRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _rules_parse(self) -> TopicSettings:
+        from classifier.rules import validate_topics  # the rule language lives with the classifier
+
+        problems = validate_topics(self)
+        if problems:
+            key, reason = problems[0]
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ValueError(f"{key}: {reason}{more}")
+        return self
+
+
+class ProfileSettings(Strict):
+    """What "relevant" means for this agency: its domain and where it has jurisdiction."""
+
+    domain_terms: list[str] = Field(default_factory=list)  # the agency's domain lexicon (森林火灾, 林长制 …)
+    jurisdiction: list[str] = Field(default_factory=list)  # province / city / county names it answers for
+    in_jurisdiction_boost: float = Field(default=0.15, ge=0.0, le=1.0)
+    domain_boost: float = Field(default=0.1, ge=0.0, le=1.0)
+
+
 class ClassifierSettings(Strict):
     model_dir: str = "var/models"
     relevance_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    secondary_threshold: float = Field(default=0.25, ge=0.0, le=1.0)  # other categories this likely are listed
 
 
 class DeadlineKindSettings(Strict):
@@ -295,6 +338,8 @@ class Settings(Strict):
     imports: dict[str, ImportMapping] = Field(default_factory=dict)
     health: HealthSettings = Field(default_factory=HealthSettings)
     dedup: DedupSettings = Field(default_factory=DedupSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    profile: ProfileSettings = Field(default_factory=ProfileSettings)
 
     @model_validator(mode="after")
     def _unique_sources(self) -> Settings:

@@ -163,6 +163,22 @@ class Delivery(SQLModel, table=True):
     sent_at: datetime | None = _utc(nullable=True)
 
 
+class Correction(SQLModel, table=True):
+    """An analyst's correction of a post's classification: who changed which label to what, and when.
+    The next `yuqing train` learns from it; the original classification rows stay as they were."""
+
+    __tablename__ = "correction"
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    category: str | None = Field(default=None, max_length=16)
+    severity: str | None = Field(default=None, max_length=4)
+    sentiment: str | None = Field(default=None, max_length=16)
+    note: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    actor: str = Field(max_length=100)
+    at: datetime = _utc(index=True)
+
+
 class SourceState(SQLModel, table=True):
     """What yuqing knows about one source between polls: conditional-GET validators, paging cursor, health."""
 
@@ -184,4 +200,4 @@ class SourceState(SQLModel, table=True):
     state_since: datetime | None = _utc(nullable=True)
 
 
-ALL_TABLES = (RawPost, Post, Classification, Incident, IncidentEvent, Deadline, Delivery, SourceState)
+ALL_TABLES = (RawPost, Post, Classification, Incident, IncidentEvent, Deadline, Delivery, SourceState, Correction)

@@ -17,6 +17,7 @@ from alerts.notifiers.console import ConsoleNotifier
 from alerts.outbox import Dispatcher, receivers_of
 from alerts.scheduler import DeadlineScheduler
 from alerts.service import ProcessOutcome
+from classifier.classify import Classifier
 from classifier.model import TextModel
 from config.schema import FeedSource, FetchSettings, Settings
 from crawlers.feeds import poll_feed
@@ -61,7 +62,8 @@ class Harness:
 
     async def process(self) -> ProcessOutcome:
         with session_scope(self.db) as s:
-            out = process_batch(s, model=self.model, settings=self.settings, engine=self.engine,
+            out = process_batch(s, classifier=Classifier(self.model, self.settings), settings=self.settings,
+                                engine=self.engine,
                                 policy=self.policy, now=self.clock.now(), tz=SH, neardup=self.neardup)
         for item in out.scheduled:
             self.scheduler.schedule(item)

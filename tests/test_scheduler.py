@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from alerts.clock import FakeClock
+from classifier.classify import Classifier
 from classifier.model import TextModel
 from config.schema import Settings
 from models.enums import DeliveryOutcome
@@ -91,7 +92,8 @@ def test_claimed_but_unsent_notice_is_sent_after_restart(db: Engine, model: Text
     from pipeline import process_batch
 
     with session_scope(db) as s:  # the batch commits, then the process dies before dispatching
-        process_batch(s, model=model, settings=settings, engine=h.engine, policy=h.policy, now=T0, tz=h.engine.tz)
+        process_batch(s, classifier=Classifier(model, settings), settings=settings, engine=h.engine, policy=h.policy,
+                      now=T0, tz=h.engine.tz)
     assert h.console_messages() == []
     second = _second_life(db, model, settings, T0 + timedelta(minutes=1), T0 + timedelta(minutes=1))
     [msg] = second.console_messages()
