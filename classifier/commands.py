@@ -18,9 +18,11 @@ from sqlmodel import Session
 
 from classifier.classify import Classifier
 from classifier.corrections import CorrectionError, correction_examples, record_correction
+from classifier.datasets import DatasetError
 from classifier.evaluate import add_evaluate_command
 from classifier.jsonl import chunks, classify_lines
 from classifier.model import ModelNotFoundError, TextModel, active_version
+from classifier.shared_training import DEFAULT_DATA_ROOT, train_with_shared
 from classifier.train import Example, load_examples, seed_files, train
 from config.env import Environment
 from config.loader import load_config
@@ -60,7 +62,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     examples = load_examples(files)
     corrected = [] if args.no_corrections else stored_corrections()
-    model = train(examples + corrected, folder)
+    if args.with_shared_data:
+        root = Path(args.data_root) if args.data_root else DEFAULT_DATA_ROOT
+        if not root.is_dir():
+            print(f"error: research dataset folder {root} is absent; place ../shared/data beside the "
+                  "repository or pass --data-root DIR", file=sys.stderr)
+            return 2
+        try:
+            model = train_with_shared(examples + corrected, root, folder)
+        except DatasetError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        model = train(examples + corrected, folder)
     print(json.dumps({"model_version": model.version, "trained": True, "examples": len(examples) + len(corrected),
                       "corrections": len(corrected), "seconds": round(time.perf_counter() - started, 2),
                       "model_dir": str(folder)}))
@@ -122,6 +136,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     tr.add_argument("--no-seed", action="store_true", help="leave out the shipped seed corpus")
     tr.add_argument("--no-corrections", action="store_true", help="leave out analysts' corrections")
     tr.add_argument("--if-missing", action="store_true", help="do nothing when a model is already active")
+    tr.add_argument("--with-shared-data", action="store_true",
+                    help="also train on the research datasets (research-only: never commit or ship the model)")
+    tr.add_argument("--data-root", metavar="DIR", help="research datasets folder (default: ../shared/data)")
     tr.set_defaults(func=cmd_train)
     cl = sub.add_parser("classify", help="classify JSON lines ({'text', 'title'?}) from FILE or stdin")
     cl.add_argument("file", nargs="?")
