@@ -21,6 +21,14 @@ class Environment:
     telegram_token: str | None = field(default=None, repr=False)
     telegram_api_base: str = DEFAULT_TELEGRAM_API_BASE
     telegram_chat_ids: tuple[int, ...] = ()
+    wecom_webhook_url: str | None = field(default=None, repr=False)
+    dingtalk_webhook_url: str | None = field(default=None, repr=False)
+    dingtalk_secret: str | None = field(default=None, repr=False)
+    feishu_webhook_url: str | None = field(default=None, repr=False)
+    feishu_secret: str | None = field(default=None, repr=False)
+    smtp_user: str | None = field(default=None, repr=False)
+    smtp_password: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Environment:
@@ -31,6 +39,14 @@ class Environment:
             telegram_token=_secret(env, "YUQING_TELEGRAM_TOKEN"),
             telegram_api_base=env.get("YUQING_TELEGRAM_API_BASE", "").strip() or DEFAULT_TELEGRAM_API_BASE,
             telegram_chat_ids=chat_ids,
+            wecom_webhook_url=_secret(env, "YUQING_WECOM_WEBHOOK_URL"),
+            dingtalk_webhook_url=_secret(env, "YUQING_DINGTALK_WEBHOOK_URL"),
+            dingtalk_secret=_secret(env, "YUQING_DINGTALK_SECRET"),
+            feishu_webhook_url=_secret(env, "YUQING_FEISHU_WEBHOOK_URL"),
+            feishu_secret=_secret(env, "YUQING_FEISHU_SECRET"),
+            smtp_user=_secret(env, "YUQING_SMTP_USER"),
+            smtp_password=_secret(env, "YUQING_SMTP_PASSWORD"),
+            webhook_secret=_secret(env, "YUQING_WEBHOOK_SECRET"),
         )
 
 

@@ -318,9 +318,38 @@ class TelegramSettings(Strict):
     timeout: Duration = timedelta(seconds=15)
 
 
+class RobotSettings(Strict):
+    """A group-robot webhook (WeCom / DingTalk / Feishu). The webhook URL and signing secret are secrets:
+    they come from the environment (see README), never from this file."""
+
+    enabled: bool = True
+    timeout: Duration = timedelta(seconds=10)
+
+
+class EmailSettings(Strict):
+    enabled: bool = True
+    host: str = ""  # SMTP server; empty disables email
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    sender: str = ""  # From address
+    to: list[str] = Field(default_factory=list)
+    timeout: Duration = timedelta(seconds=20)
+
+
+class WebhookSettings(Strict):
+    enabled: bool = True
+    url: str = ""  # receiver of JSON alerts signed with HMAC-SHA256 (secret: YUQING_WEBHOOK_SECRET); empty disables
+    timeout: Duration = timedelta(seconds=10)
+
+
 class AlertSettings(Strict):
     console: bool = True
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
+    wecom: RobotSettings = Field(default_factory=RobotSettings)
+    dingtalk: RobotSettings = Field(default_factory=RobotSettings)
+    feishu: RobotSettings = Field(default_factory=RobotSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
 
 
 class RuntimeSettings(Strict):

@@ -92,3 +92,20 @@ def test_registry_builds_active_channels_from_config_and_environment(telegram: F
     env_only = build_notifiers(parse_config(""), env)
     assert [n.receivers() for n in env_only if n.name == "telegram"] == [["9"]]
     assert [n.name for n in build_notifiers(parse_config(""), Environment())] == ["console"]
+
+
+def test_registry_builds_every_configured_channel(telegram: FakeTelegramServer) -> None:
+    from alerts.notifiers import NOTIFIERS
+
+    assert set(NOTIFIERS) == {"console", "telegram", "wecom", "dingtalk", "feishu", "email", "webhook"}
+    settings = parse_config(
+        "alerts:\n  email: {host: 127.0.0.1, port: 2525, security: none, sender: yq@example.cn, to: [duty@example.cn]}\n"
+        "  webhook: {url: 'http://127.0.0.1:9/hook'}\n"
+    )
+    env = Environment(wecom_webhook_url="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k1",
+                      dingtalk_webhook_url="https://oapi.dingtalk.com/robot/send?access_token=t1", dingtalk_secret="s",
+                      feishu_webhook_url="https://open.feishu.cn/open-apis/bot/v2/hook/h1", feishu_secret="s",
+                      webhook_secret="hook-secret")
+    names = [n.name for n in build_notifiers(settings, env)]
+    assert names == ["console", "wecom", "dingtalk", "feishu", "email", "webhook"]
+    assert [n.name for n in build_notifiers(settings, Environment())] == ["console", "email"]  # webhook unsigned: off
