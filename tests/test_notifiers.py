@@ -99,7 +99,8 @@ def test_registry_builds_every_configured_channel(telegram: FakeTelegramServer) 
 
     assert set(NOTIFIERS) == {"console", "telegram", "wecom", "dingtalk", "feishu", "email", "webhook"}
     settings = parse_config(
-        "alerts:\n  email: {host: 127.0.0.1, port: 2525, security: none, sender: yq@example.cn, to: [duty@example.cn]}\n"
+        "alerts:\n"
+        "  email: {host: 127.0.0.1, port: 2525, security: none, sender: yq@example.cn, to: [duty@example.cn]}\n"
         "  webhook: {url: 'http://127.0.0.1:9/hook'}\n"
     )
     env = Environment(wecom_webhook_url="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k1",
