@@ -18,10 +18,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from alerts.clock import FakeClock
+from alerts.notifiers._robot import truncate_utf8
 from alerts.notifiers.base import DeliveryError, NotConfiguredError, Notifier
 from alerts.notifiers.dingtalk import DingTalkNotifier, dingtalk_sign, dingtalk_timestamp
 from alerts.notifiers.feishu import FeishuNotifier, feishu_sign
-from alerts.notifiers.wecom import WeComNotifier, truncate_utf8
+from alerts.notifiers.wecom import WeComNotifier
 from tests.fake_robots import FakeDingTalk, FakeFeishu, FakeRobot, FakeWeCom
 
 TOKEN = "tok-5f1e9c2a-77aa-4b1c-9d0e-secretpart"
@@ -46,6 +47,9 @@ ROBOTS = [
     Robot("dingtalk", FakeDingTalk, lambda url, s: DingTalkNotifier(url, s, timeout=3), True, 130101, 20000),
     Robot("feishu", FakeFeishu, lambda url, s: FeishuNotifier(url, s, timeout=3), True, 11232, 20 * 1024),
 ]
+
+
+SIGNED = [r for r in ROBOTS if r.signed]  # WeCom robots have no signing
 
 
 @pytest.fixture(params=ROBOTS, ids=[r.name for r in ROBOTS])
@@ -117,17 +121,15 @@ def test_wrong_key_is_fatal(robot: Robot, server: FakeRobot) -> None:
     assert server.messages == []
 
 
+@pytest.mark.parametrize("robot", SIGNED, ids=[r.name for r in SIGNED], indirect=True)
 def test_wrong_secret_is_fatal(robot: Robot, server: FakeRobot) -> None:
-    if not robot.signed:
-        pytest.skip("WeCom robots have no signing")
     err = _error(robot.make(server.webhook_url, SECRET + "x"))
     assert err.fatal and str(err).startswith("rejected (code ")
     assert server.messages == []
 
 
+@pytest.mark.parametrize("robot", SIGNED, ids=[r.name for r in SIGNED], indirect=True)
 def test_stale_timestamp_is_fatal(robot: Robot, server: FakeRobot) -> None:
-    if not robot.signed:
-        pytest.skip("WeCom robots have no signing")
     server.clock = lambda: datetime(2024, 5, 1, 12, tzinfo=UTC).timestamp()
     late = FakeClock(datetime(2024, 5, 1, 10, 59, tzinfo=UTC))  # 61 minutes behind the service
     notifier = DingTalkNotifier if robot.name == "dingtalk" else FeishuNotifier

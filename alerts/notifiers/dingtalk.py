@@ -21,22 +21,14 @@ import hashlib
 import hmac
 import logging
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
 from alerts.clock import Clock, SystemClock
+from alerts.notifiers._robot import RobotNotifier, check_http_url, protect_secrets, truncate_utf8
 from alerts.notifiers.base import NotConfiguredError
-from alerts.notifiers.wecom import (
-    RECEIVER,
-    check_http_url,
-    check_receiver,
-    classify,
-    post_json,
-    protect_secrets,
-    truncate_utf8,
-)
 
 log = logging.getLogger(__name__)
 DINGTALK_TEXT_LIMIT = 20000  # bytes of UTF-8 in text.content
@@ -53,9 +45,8 @@ def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-class DingTalkNotifier:
+class DingTalkNotifier(RobotNotifier):
     name: ClassVar[str] = "dingtalk"
-    format: ClassVar[Literal["text", "html"]] = "text"
     TRANSIENT: ClassVar[frozenset[int]] = frozenset({-1, 130101})
 
     def __init__(
@@ -67,15 +58,9 @@ class DingTalkNotifier:
             raise NotConfiguredError("YUQING_DINGTALK_WEBHOOK_URL has no access_token= parameter")
         if not secret:
             log.info("dingtalk: YUQING_DINGTALK_SECRET is not set; sending unsigned (keyword/IP security)")
-        self._url = url
+        super().__init__(url, protect_secrets(token, secret), timeout)
         self._secret = secret or None
-        self._secrets = protect_secrets(token, secret)
-        self._timeout = timeout
         self._clock: Clock = clock or SystemClock()
-        self._client: httpx.AsyncClient | None = None
-
-    def receivers(self) -> list[str]:
-        return [RECEIVER]
 
     def signed_url(self, now: datetime) -> httpx.URL:
         """The webhook URL to post to at `now` (with timestamp and sign when a secret is configured)."""
@@ -84,18 +69,6 @@ class DingTalkNotifier:
         ts = dingtalk_timestamp(now)
         return self._url.copy_merge_params({"timestamp": str(ts), "sign": dingtalk_sign(self._secret, ts)})
 
-    async def send(self, receiver: str, body: str) -> None:
-        check_receiver(receiver)
+    def request(self, body: str) -> tuple[httpx.URL, dict[str, Any]]:
         payload = {"msgtype": "text", "text": {"content": truncate_utf8(body, DINGTALK_TEXT_LIMIT)}}
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout)
-        reply = await post_json(self._client, self.signed_url(self._clock.now()), payload, self._secrets)
-        classify(
-            reply, reply.body.get("errcode"), reply.body.get("errmsg"),
-            transient_codes=self.TRANSIENT, secrets=self._secrets,
-        )
-
-    async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        return self.signed_url(self._clock.now()), payload

@@ -23,22 +23,13 @@ import hmac
 import json
 import logging
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import httpx
 
 from alerts.clock import Clock, SystemClock
+from alerts.notifiers._robot import RobotNotifier, RobotReply, check_http_url, protect_secrets, truncate_utf8
 from alerts.notifiers.base import NotConfiguredError
-from alerts.notifiers.wecom import (
-    RECEIVER,
-    RobotReply,
-    check_http_url,
-    check_receiver,
-    classify,
-    post_json,
-    protect_secrets,
-    truncate_utf8,
-)
 
 log = logging.getLogger(__name__)
 FEISHU_BODY_LIMIT = 20 * 1024  # bytes of the whole JSON request body
@@ -66,9 +57,8 @@ def fit_payload(payload: dict[str, Any], text: str, limit: int = FEISHU_BODY_LIM
         text = shorter
 
 
-class FeishuNotifier:
+class FeishuNotifier(RobotNotifier):
     name: ClassVar[str] = "feishu"
-    format: ClassVar[Literal["text", "html"]] = "text"
     TRANSIENT: ClassVar[frozenset[int]] = frozenset({11232})
 
     def __init__(
@@ -81,15 +71,9 @@ class FeishuNotifier:
             raise NotConfiguredError(f"YUQING_FEISHU_WEBHOOK_URL must look like https://open.feishu.cn{HOOK_PREFIX}…")
         if not secret:
             log.info("feishu: YUQING_FEISHU_SECRET is not set; sending unsigned (keyword/IP security)")
-        self._url = url
+        super().__init__(url, protect_secrets(token, secret), timeout)
         self._secret = secret or None
-        self._secrets = protect_secrets(token, secret)
-        self._timeout = timeout
         self._clock: Clock = clock or SystemClock()
-        self._client: httpx.AsyncClient | None = None
-
-    def receivers(self) -> list[str]:
-        return [RECEIVER]
 
     def payload(self, body: str, now: datetime) -> dict[str, Any]:
         """The JSON request for `body` at `now` (signed when a secret is configured, under 20 KB)."""
@@ -99,19 +83,15 @@ class FeishuNotifier:
             head = {"timestamp": str(ts), "sign": feishu_sign(self._secret, ts)}
         return fit_payload({**head, "msg_type": "text"}, body)
 
-    async def send(self, receiver: str, body: str) -> None:
-        check_receiver(receiver)
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout)
-        reply = await post_json(self._client, self._url, self.payload(body, self._clock.now()), self._secrets)
-        code, msg = _result(reply)
-        transient = self.TRANSIENT | ({9499} if "too many" in str(msg).lower() else set())
-        classify(reply, code, msg, transient_codes=frozenset(transient), secrets=self._secrets)
+    def request(self, body: str) -> tuple[httpx.URL, dict[str, Any]]:
+        return self._url, self.payload(body, self._clock.now())
 
-    async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+    def result(self, reply: RobotReply) -> tuple[object, object]:
+        return _result(reply)
+
+    def transient_codes(self, message: object) -> frozenset[int]:
+        """9499 is a frequency limit only when Feishu says so; otherwise it is a generic bad request."""
+        return self.TRANSIENT | ({9499} if "too many" in str(message).lower() else frozenset())
 
 
 def _result(reply: RobotReply) -> tuple[object, object]:
