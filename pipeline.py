@@ -45,9 +45,9 @@ from crawlers.encoding import nfkc_key
 from crawlers.neardup import NearDupIndex, signature
 from crawlers.normalize import NormalizedPost, NormalizeError, normalize
 from crawlers.store import first_copy_signatures
-from models.db import make_engine, session_scope
+from models.db import session_scope
 from models.enums import DeadlineStatus, EventKind, IncidentStatus, RawPostStatus
-from models.migrate import upgrade
+from models.migrate import open_database
 from models.tables import Classification, Deadline, Incident, IncidentEvent, Post, RawPost
 
 log = logging.getLogger("yuqing")
@@ -227,8 +227,7 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
                 once: bool, clock: Clock) -> None:
     settings = loaded.settings
     tz = ZoneInfo(settings.agency.timezone)
-    db = make_engine(env.database_url)
-    upgrade(db)
+    db = open_database(env.database_url)
     classifier = Classifier(load_model(settings, train_if_missing=True), settings)
     notifiers = build_notifiers(settings, env)
     engine = AlertEngine(db, receivers_of(notifiers), tz, admin_receivers(notifiers, settings.health.admin_chat_ids))
@@ -291,8 +290,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    db = make_engine(Environment.from_environ().database_url)
-    upgrade(db)
+    db = open_database(Environment.from_environ().database_url)
     print(f"database at {db.url.render_as_string(hide_password=True)} is up to date")
     return 0
 

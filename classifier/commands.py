@@ -28,7 +28,7 @@ from config.env import Environment
 from config.loader import load_config
 from config.schema import Settings
 from models.db import make_engine, session_scope
-from models.migrate import is_up_to_date, upgrade
+from models.migrate import is_up_to_date, open_database
 
 log = logging.getLogger("yuqing")
 
@@ -112,8 +112,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_correct(args: argparse.Namespace) -> int:
     """An analyst corrects a post's classification; the next `yuqing train` learns from it."""
-    engine = make_engine(Environment.from_environ().database_url)
-    upgrade(engine)
+    engine = open_database(Environment.from_environ().database_url)
     try:
         with session_scope(engine) as s:
             fixed = record_correction(

@@ -18,20 +18,19 @@ from sqlmodel import Session
 from config.env import Environment
 from config.loader import load_config
 from config.schema import SiteSource
-from crawlers.extract import ExtractError, extract_document
+from crawlers.extract import ExtractError
 from crawlers.health import assess, record_poll
 from crawlers.imports import ColumnArgError, import_file, mapping_from_args
+from crawlers.inspect_url import extract_document
 from crawlers.leads import LeadError, manual_lead
 from crawlers.store import DAY, items_since, requeue_failed, source_state, store_raw
-from models.db import make_engine, session_scope
+from models.db import session_scope
 from models.enums import SourceHealth
-from models.migrate import upgrade
+from models.migrate import open_database
 
 
 def _db() -> Engine:
-    engine = make_engine(Environment.from_environ().database_url)
-    upgrade(engine)
-    return engine
+    return open_database(Environment.from_environ().database_url)
 
 
 def cmd_sources(args: argparse.Namespace) -> int:

@@ -21,7 +21,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import lxml.html
@@ -29,10 +28,8 @@ import parsel
 import trafilatura
 from lxml import etree
 
-from config.schema import ArticleSelectors, FetchSettings
+from config.schema import ArticleSelectors
 from crawlers.encoding import decode_document
-from crawlers.feeds import parse_feed
-from crawlers.fetch import FetchError, fetch_bytes, resolve_location
 from crawlers.normalize import clean_text, strip_html
 from crawlers.timeparse import parse_chinese_time
 
@@ -92,7 +89,7 @@ def extract_article(body: bytes, *, url: str, now: datetime, content_type: str |
     title = _select_text(sel, chosen.title) or _auto_title(root, block, text)
     text = _trim_head(text, title) if auto else text
     raw_time = _select_text(sel, chosen.published) or _auto_time_text(decoded.text, root, block, title)
-    published = _parse_published(raw_time, now=now) if raw_time else None
+    published = parse_published(raw_time, now=now) if raw_time else None
     author = _select_text(sel, chosen.author) or _auto_author(root)
     return Article(title=title, text=text, published=published, published_raw=raw_time, author=author,
                    encoding=decoded.encoding, url=url)
@@ -342,7 +339,7 @@ def _text_between_title_and_body(root: Any, block: Any, title: str) -> str:
     return " ".join(" ".join(collected).split())[:600]
 
 
-def _parse_published(raw: str, *, now: datetime) -> datetime | None:
+def parse_published(raw: str, *, now: datetime) -> datetime | None:
     """crawlers.timeparse reads it (absolute, year-less and relative Chinese forms; naive is Asia/Shanghai);
     None when unreadable or implausible (before 1990, or more than a day after `now`)."""
     found = parse_chinese_time(raw, now=now)
@@ -357,51 +354,3 @@ def _auto_author(root: Any) -> str | None:
         if 2 <= len(value) <= 40 and not re.search(r"://|@|^\d+$", value):
             return value
     return None
-
-
-def looks_like_feed(body: bytes, content_type: str | None) -> bool:
-    """True for RSS, Atom, RDF and JSON Feed documents (by their first bytes, then the Content-Type)."""
-    head = decode_document(body[:4096], kind="xml").text.lstrip().lower()[:2048]
-    if head.startswith(("<!doctype html", "<html")):
-        return False
-    if re.search(r"<(rss|feed|rdf:rdf)[\s>/]", head):
-        return True
-    if head.startswith("{") and "jsonfeed.org/version" in head:
-        return True
-    kind = (content_type or "").split(";")[0].strip().lower()
-    return kind in ("application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json")
-
-
-def extract_url(url: str, *, fetch: FetchSettings, now: datetime,
-                selectors: ArticleSelectors | None = None) -> list[dict[str, Any]]:
-    """Fetch one URL (or path) and return its article, or one dict per feed entry. Raises ExtractError."""
-    return extract_document(url, fetch=fetch, now=now, selectors=selectors)[1]
-
-
-def extract_document(url: str, *, fetch: FetchSettings, now: datetime,
-                     selectors: ArticleSelectors | None = None) -> tuple[bool, list[dict[str, Any]]]:
-    """Like extract_url, and also says whether the URL was a feed (True) or an article page (False)."""
-    try:
-        got = fetch_bytes(resolve_location(url, Path.cwd()), timeout=fetch.timeout.total_seconds(),
-                          max_bytes=fetch.max_bytes, user_agent=fetch.user_agent)
-    except FetchError as exc:
-        raise ExtractError(str(exc)) from None
-    if not looks_like_feed(got.body, got.content_type):
-        article = extract_article(got.body, url=got.url, now=now, content_type=got.content_type,
-                                  selectors=selectors)
-        published = article.published.isoformat() if article.published else None
-        return False, [{"title": article.title, "text": article.text, "published_at": published,
-                        "author": article.author, "encoding": article.encoding, "url": article.url}]
-    result = parse_feed(got.body, source="extract", fetched_at=now, content_type=got.content_type,
-                        base_url=got.url)
-    if result.error:
-        raise ExtractError(result.error)
-    encoding = decode_document(got.body, content_type=got.content_type, kind="xml").encoding
-    entries = []
-    for item in result.items:
-        when = _parse_published(item.published, now=now) if item.published else None
-        entries.append({"title": clean_text(item.title, single_line=True), "text": clean_text(strip_html(item.body)),
-                        "published_at": when.isoformat() if when else None, "author": item.author,
-                        "encoding": encoding, "url": item.url})
-    return True, entries
-

@@ -20,6 +20,15 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+def open_database(url: str) -> Engine:
+    """An engine on `url` with the schema brought up to date (what every command that writes starts with)."""
+    from models.db import make_engine
+
+    engine = make_engine(url)
+    upgrade(engine)
+    return engine
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision` (idempotent)."""
     cfg = alembic_config(engine)

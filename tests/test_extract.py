@@ -15,7 +15,8 @@ from types import ModuleType
 import pytest
 
 from config.schema import ArticleSelectors, FetchSettings
-from crawlers.extract import ExtractError, extract_article, extract_url, looks_like_feed
+from crawlers.extract import ExtractError, extract_article
+from crawlers.inspect_url import extract_url, looks_like_feed
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NOW = datetime(2024, 10, 20, 4, 0, tzinfo=UTC)
