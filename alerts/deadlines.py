@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from config.schema import ResponseSettings
+from config.schema import UPDATE_KIND, ResponseSettings
 from models.enums import NotifyReason, Severity
 
 
@@ -21,6 +21,16 @@ class DeadlineSpec:
     label: str
     within_s: float  # nominal seconds from the start
     reminders_s: tuple[float, ...]  # nominal seconds before the deadline, most distant first
+    met_by: str = "release"  # the action that meets it: release / press_conference / update
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """A scheduler trigger derived from a pending deadline row (job id `deadline:<id>`, fenced by `token`)."""
+
+    deadline_id: int
+    token: int
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,7 @@ class PlannedDeadline:
     kind: str
     start_at: datetime
     due_at: datetime
+    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -50,16 +61,44 @@ def freeze_policy(response: ResponseSettings, *, time_scale: float = 1.0, drill:
                 "label": spec.label,
                 "within_s": spec.within.total_seconds(),
                 "reminders_s": sorted((r.total_seconds() for r in spec.reminders), reverse=True),
+                "met_by": spec.met_by,
             }
             for kind, spec in response.deadlines.items()
         },
         "by_severity": {sev: list(kinds) for sev, kinds in response.by_severity.items()},
+        "updates": {
+            "label": response.updates.label,
+            "within_s": response.updates.every.total_seconds(),
+            "reminders_s": sorted((r.total_seconds() for r in response.updates.reminders), reverse=True),
+            "met_by": "update",
+            "after": response.updates.after,
+            "severities": [s.value for s in response.updates.severities],
+        },
     }
 
 
 def spec(policy: dict[str, Any], kind: str) -> DeadlineSpec:
-    raw = policy["deadlines"][kind]
-    return DeadlineSpec(kind, raw["label"], float(raw["within_s"]), tuple(float(x) for x in raw["reminders_s"]))
+    raw = policy["updates"] if kind == UPDATE_KIND else policy["deadlines"][kind]
+    return DeadlineSpec(kind, raw["label"], float(raw["within_s"]), tuple(float(x) for x in raw["reminders_s"]),
+                        str(raw.get("met_by", "release")))
+
+
+def met_by(policy: dict[str, Any], kind: str) -> str:
+    """The action that meets deadlines of `kind` (policies frozen before met_by existed: release)."""
+    return spec(policy, kind).met_by if kind == UPDATE_KIND or kind in policy["deadlines"] else "release"
+
+
+def next_update(policy: dict[str, Any], severity: Severity, after_kind: str, seq: int,
+                start_at: datetime) -> PlannedDeadline | None:
+    """The continuous-update deadline that follows `after_kind` ending at `start_at` (None when the policy gives
+    this severity no updates, or `after_kind` does not start them). `seq` numbers the updates 1, 2, …"""
+    upd = policy.get("updates")
+    if not upd or severity.value not in upd.get("severities", []):
+        return None
+    if after_kind not in (upd["after"], UPDATE_KIND):
+        return None
+    return PlannedDeadline(UPDATE_KIND, start_at, start_at + timedelta(seconds=float(upd["within_s"]) / scale(policy)),
+                           seq)
 
 
 def scale(policy: dict[str, Any]) -> float:

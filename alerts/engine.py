@@ -7,14 +7,15 @@ fencing token, and only then act — so a stale or repeated job is a no-op.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from alerts import clocks
 from alerts import deadlines as dl
+from alerts.deadlines import Scheduled as Scheduled
 from alerts.incidents import OpenIncident
 from alerts.outbox import Receiver, enqueue, record_superseded
 from alerts.render import DeadlineView, IncidentView, SourceHealthView, render, render_health
@@ -33,15 +34,6 @@ from models.tables import Deadline, Incident, IncidentEvent, Post
 SYSTEM = "system"
 
 
-@dataclass(frozen=True)
-class Scheduled:
-    """A scheduler trigger derived from a pending deadline row."""
-
-    deadline_id: int
-    token: int
-    at: datetime
-
-
 class AlertEngine:
     def __init__(self, db: Engine, receivers: list[Receiver], tz: tzinfo,
                  admin: list[Receiver] | None = None) -> None:
@@ -49,6 +41,7 @@ class AlertEngine:
         self.receivers = receivers
         self.admin = receivers if admin is None else admin
         self.tz = tz
+        self._follow_ups: list[Scheduled] = []
 
     def source_health(self, session: Session, view: SourceHealthView, since: datetime, now: datetime) -> None:
         """Queue a health alert for a source that changed state. Does not commit."""
@@ -77,15 +70,8 @@ class AlertEngine:
         inc.post_count = max(copies, 1)
         _event(session, inc.id, now, EventKind.OPENED,
                {"severity": inc.severity, "category": inc.category, "post_count": inc.post_count})
-        rows = []
-        for planned in dl.plan(policy, change.severity, change.first_seen_at):
-            notices = dl.notices(policy, planned.kind, planned.due_at)
-            row = Deadline(incident_id=inc.id, kind=planned.kind, start_at=planned.start_at, due_at=planned.due_at,
-                           next_notice_at=notices[0].at)
-            session.add(row)
-            rows.append(row)
-            _event(session, inc.id, now, EventKind.DEADLINE_PLANNED, {"kind": planned.kind,
-                                                                      "due_at": planned.due_at.isoformat()})
+        rows = [clocks.add(session, inc, planned, now) for planned in dl.plan(policy, change.severity,
+                                                                              change.first_seen_at)]
         session.flush()
         message = render(NotifyReason.OPENED, incident_view(inc), [deadline_view(inc, d) for d in rows],
                          now=now, tz=self.tz)
@@ -93,8 +79,14 @@ class AlertEngine:
                 receivers=self.receivers, now=now, incident_id=inc.id)
         return inc
 
-    def fire(self, deadline_id: int, token: int | None, now: datetime) -> Scheduled | None:
-        """Dispatch whatever notice of this deadline is due; return the next trigger (None when done)."""
+    def fire(self, deadline_id: int, token: int | None, now: datetime) -> list[Scheduled]:
+        """Dispatch whatever notice of this deadline is due; return the triggers to make next: this deadline's
+        next notice and, when it was just missed, the continuous update that follows (empty when done)."""
+        self._follow_ups = []
+        following = self._fire_one(deadline_id, token, now)
+        return ([following] if following is not None else []) + self._follow_ups
+
+    def _fire_one(self, deadline_id: int, token: int | None, now: datetime) -> Scheduled | None:
         with session_scope(self.db) as s:
             d = s.get(Deadline, deadline_id, with_for_update=True)
             if d is None or d.status != DeadlineStatus.PENDING or (token is not None and d.token != token):
@@ -118,8 +110,12 @@ class AlertEngine:
         d.notice_stage = notice.index + 1
         if notice.reason is NotifyReason.OVERDUE:
             d.status = DeadlineStatus.MISSED
+            d.missed_reason = d.missed_reason or "时限内未标记完成"
             d.token += 1
             _event(s, inc.id, now, EventKind.DEADLINE_MISSED, {"kind": d.kind, "due_at": d.due_at.isoformat()})
+            follow = clocks.follow_up(s, inc, d, now)
+            s.flush()
+            self._follow_ups += clocks.triggers(follow)
         all_rows = s.exec(select(Deadline).where(Deadline.incident_id == inc.id).order_by(col(Deadline.due_at))).all()
         views = [deadline_view(inc, row) for row in all_rows]
         subject = next(v for v, row in zip(views, all_rows, strict=True) if row.id == d.id)

@@ -8,6 +8,7 @@ crash loses nothing (pending rows are sent on restart) and the unique key stops 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from alerts.clock import Clock
-from alerts.notifiers.base import DeliveryError, Notifier
+from alerts.notifiers.base import DeliveryError, Notifier, SendMeta
 from alerts.render import Message
 from models.db import session_scope
 from models.enums import DeliveryOutcome, NotifyReason
@@ -74,10 +75,28 @@ def enqueue(
             Delivery(
                 alert_key=alert_key, channel=r.channel, receiver=r.receiver, reason=reason.value,
                 incident_id=incident_id, deadline_id=deadline_id, body=body, created_at=now,
+                idempotency_key=idempotency_key(alert_key, r.channel, r.receiver),
             )
         )
         added += 1
     return added
+
+
+def idempotency_key(alert_key: str, channel: str, receiver: str) -> str:
+    """Stable for one delivery: the same on every retry, different for every (alert, channel, receiver)."""
+    return hashlib.sha256(f"{alert_key}\x1f{channel}\x1f{receiver}".encode()).hexdigest()[:32]
+
+
+# Reasons whose message is about one incident an officer can act on (buttons where the channel has them).
+ACTIONABLE = frozenset({NotifyReason.OPENED, NotifyReason.REMINDER, NotifyReason.OVERDUE, NotifyReason.ESCALATION})
+
+
+def send_meta(row: Delivery) -> SendMeta:
+    return SendMeta(
+        incident_id=row.incident_id, alert_key=row.alert_key, reason=row.reason,
+        idempotency_key=row.idempotency_key or idempotency_key(row.alert_key, row.channel, row.receiver),
+        actions=row.incident_id is not None and row.reason in ACTIONABLE,
+    )
 
 
 def record_superseded(session: Session, *, alert_key: str, reason: NotifyReason, now: datetime,
@@ -134,7 +153,7 @@ class Dispatcher:
                 self._finish(row, DeliveryOutcome.FAILED, f"channel {channel!r} is not active", stats)
                 continue
             try:
-                await notifier.send(row.receiver, row.body or "")
+                await notifier.send(row.receiver, row.body or "", send_meta(row))
             except DeliveryError as exc:
                 self._failed(row, exc, stats)
                 if not exc.fatal:

@@ -51,9 +51,8 @@ class DeadlineScheduler:
         return len(items)
 
     async def _fire(self, deadline_id: int, token: int) -> None:
-        following = self.engine.fire(deadline_id, token, self.clock.now())
-        if following is not None:
-            self.schedule(following)
+        for item in self.engine.fire(deadline_id, token, self.clock.now()):
+            self.schedule(item)
         await self.dispatcher.dispatch()
 
     def pending_jobs(self) -> list[tuple[str, datetime]]:

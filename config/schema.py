@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from config.durations import Duration
-from models.enums import Category
+from models.enums import Category, Severity
 
 SEVERITIES = ("I", "II", "III", "IV")
 
@@ -249,10 +249,15 @@ class ClassifierSettings(Strict):
     secondary_threshold: float = Field(default=0.25, ge=0.0, le=1.0)  # other categories this likely are listed
 
 
+# The officer's action that meets a deadline (a deadline is met by the matching action, never by silence).
+MetBy = Literal["release", "press_conference", "update"]
+
+
 class DeadlineKindSettings(Strict):
     label: str = Field(min_length=1)
     within: Duration
     reminders: list[Duration] = Field(default_factory=list)
+    met_by: MetBy = "release"
 
     @model_validator(mode="after")
     def _reminders_inside(self) -> DeadlineKindSettings:
@@ -274,7 +279,8 @@ def _default_kinds() -> dict[str, DeadlineKindSettings]:
             label="权威信息发布", within=timedelta(hours=5), reminders=[timedelta(hours=1), timedelta(minutes=30)]
         ),
         "press_conference_24h": DeadlineKindSettings(
-            label="新闻发布会", within=timedelta(hours=24), reminders=[timedelta(hours=4), timedelta(hours=1)]
+            label="新闻发布会", within=timedelta(hours=24), reminders=[timedelta(hours=4), timedelta(hours=1)],
+            met_by="press_conference",
         ),
         "response_48h": DeadlineKindSettings(
             label="回应", within=timedelta(hours=48), reminders=[timedelta(hours=12), timedelta(hours=2)]
@@ -291,9 +297,30 @@ def _default_by_severity() -> dict[str, list[str]]:
     }
 
 
+class UpdateSettings(Strict):
+    """Continuous updates (持续发布): after the `after` deadline is met or missed, one update is due every
+    `every` until the incident is closed. Severities not listed get none."""
+
+    label: str = Field(default="持续发布", min_length=1)
+    every: Duration = timedelta(hours=24)
+    reminders: list[Duration] = Field(default_factory=lambda: [timedelta(hours=2)])
+    after: str = "press_conference_24h"
+    severities: list[Severity] = Field(default_factory=lambda: [Severity.I, Severity.II])
+
+    @model_validator(mode="after")
+    def _reminders_inside(self) -> UpdateSettings:
+        if self.every.total_seconds() <= 0:
+            raise ValueError("every: must be longer than 0s")
+        for i, offset in enumerate(self.reminders):
+            if offset.total_seconds() <= 0 or offset >= self.every:
+                raise ValueError(f"reminders[{i}]: a reminder must come between 0s and the interval")
+        return self
+
+
 class ResponseSettings(Strict):
     deadlines: dict[str, DeadlineKindSettings] = Field(default_factory=_default_kinds)
     by_severity: dict[str, list[str]] = Field(default_factory=_default_by_severity)
+    updates: UpdateSettings = Field(default_factory=UpdateSettings)
 
     @model_validator(mode="after")
     def _consistent(self) -> ResponseSettings:
@@ -309,7 +336,14 @@ class ResponseSettings(Strict):
         for kind in self.deadlines:
             if not re.fullmatch(r"[a-z0-9_]+", kind):
                 raise ValueError(f"deadlines.{kind}: use lower-case letters, digits and '_' only")
+            if kind == UPDATE_KIND:
+                raise ValueError(f"deadlines.{kind}: reserved for continuous updates (configure response.updates)")
+        if self.updates.after not in self.deadlines:
+            raise ValueError(f"updates.after: deadline kind {self.updates.after!r} is not defined in deadlines")
         return self
+
+
+UPDATE_KIND = "update"  # the deadline kind of continuous updates (seq 1, 2, …)
 
 
 class TelegramSettings(Strict):

@@ -103,6 +103,25 @@ class Incident(SQLModel, table=True):
     policy: dict[str, Any] = _json()
     drill: bool = False
     token: int = 0  # fencing token: bumped on every change that invalidates scheduled work
+    # 研判 (assessment) and response
+    department: str | None = Field(default=None, max_length=100)  # 涉事责任单位
+    handling_type: str | None = Field(default=None, max_length=32)  # HandlingType (分类处置)
+    acknowledged_at: datetime | None = _utc(nullable=True)
+    acknowledged_by: str | None = Field(default=None, max_length=100)
+    released_at: datetime | None = _utc(nullable=True)
+    release_url: str | None = Field(default=None, max_length=2000)
+    press_held_at: datetime | None = _utc(nullable=True)
+    dismiss_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    merged_into_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    # correlation and heat
+    last_post_at: datetime | None = _utc(nullable=True)
+    source_count: int = 1  # distinct sources among its posts
+    heat: float = 0.0
+    heat_trend: str = Field(default="steady", max_length=8)  # rising / steady / falling
+    features: dict[str, Any] = _json()  # what correlation matches on: keywords, places, entities
+    # escalation (值班员 → 科室负责人 → 分管领导 → 主要领导) while nobody acknowledges
+    escalation_level: int = 0  # rung of the chain last notified (0: the duty officer)
+    next_escalation_at: datetime | None = _utc(nullable=True, index=True)
 
 
 class IncidentEvent(SQLModel, table=True):
@@ -136,6 +155,9 @@ class Deadline(SQLModel, table=True):
     due_at: datetime = _utc(index=True)
     status: str = Field(default=DeadlineStatus.PENDING, max_length=16, index=True)
     met_at: datetime | None = _utc(nullable=True)
+    met_by: str | None = Field(default=None, max_length=100)  # who took the matching action
+    met_ref: str | None = Field(default=None, max_length=2000)  # its evidence (the release link …)
+    missed_reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     notice_stage: int = 0
     next_notice_at: datetime | None = _utc(nullable=True, index=True)
     token: int = 0
@@ -161,6 +183,12 @@ class Delivery(SQLModel, table=True):
     created_at: datetime = _utc()
     next_attempt_at: datetime | None = _utc(nullable=True)
     sent_at: datetime | None = _utc(nullable=True)
+    # Stable per delivery and reused on every retry, so a receiver that de-duplicates (webhook
+    # Idempotency-Key) sees one message however often a timed-out send is retried.
+    idempotency_key: str | None = Field(default=None, max_length=64)
+    external_id: str | None = Field(default=None, max_length=100)  # the channel's message id, when it gives one
+    person: str | None = Field(default=None, max_length=100)  # roster person this went to (escalation)
+    batch_of_id: int | None = Field(default=None)  # BATCHED rows: the delivery whose message carried this one
 
 
 class Correction(SQLModel, table=True):
@@ -200,4 +228,62 @@ class SourceState(SQLModel, table=True):
     state_since: datetime | None = _utc(nullable=True)
 
 
-ALL_TABLES = (RawPost, Post, Classification, Incident, IncidentEvent, Deadline, Delivery, SourceState, Correction)
+class Silence(SQLModel, table=True):
+    """An officer's silence (Alertmanager-style): matching notices between starts_at and ends_at are not sent
+    (logged as SILENCED). `matchers` keys: incident_id, category, severity, reason, channel (all must match)."""
+
+    __tablename__ = "silence"
+
+    id: int | None = Field(default=None, primary_key=True)
+    matchers: dict[str, Any] = _json()
+    starts_at: datetime = _utc()
+    ends_at: datetime = _utc(index=True)
+    created_by: str = Field(max_length=100)
+    created_at: datetime = _utc()
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class DutyShift(SQLModel, table=True):
+    """Who is on duty when (值班表), imported from CSV or config. People and their channels are in config."""
+
+    __tablename__ = "duty_shift"
+
+    id: int | None = Field(default=None, primary_key=True)
+    person: str = Field(max_length=100, index=True)
+    role: str = Field(max_length=32)  # DutyRole
+    department: str = Field(default="", max_length=100)  # "" = the whole agency
+    starts_at: datetime = _utc(index=True)
+    ends_at: datetime = _utc(index=True)
+    origin: str = Field(default="config", max_length=200)  # "config" or the imported file's name
+
+
+class ActionLog(SQLModel, table=True):
+    """Every action attempted through a channel (bot button, bot command, web), allowed or refused."""
+
+    __tablename__ = "action_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _utc(index=True)
+    channel: str = Field(max_length=40)
+    user_id: str = Field(max_length=100)
+    chat_id: str = Field(default="", max_length=100)
+    action: str = Field(max_length=40)
+    incident_id: int | None = Field(default=None)
+    allowed: bool = True
+    result: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class SchedulerLease(SQLModel, table=True):
+    """One active scheduler at a time: the holder renews its lease; a standby takes over when it expires."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: str = Field(primary_key=True, max_length=40)
+    holder: str = Field(max_length=200)
+    acquired_at: datetime = _utc()
+    renewed_at: datetime = _utc()
+    expires_at: datetime = _utc()
+
+
+ALL_TABLES = (RawPost, Post, Classification, Incident, IncidentEvent, Deadline, Delivery, SourceState, Correction,
+              Silence, DutyShift, ActionLog, SchedulerLease)

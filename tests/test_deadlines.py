@@ -58,5 +58,8 @@ def test_due_now_sends_latest_and_supersedes_the_rest() -> None:
 def test_policy_is_a_frozen_snapshot() -> None:
     policy = freeze_policy(ResponseSettings())
     assert policy["deadlines"]["release_5h"] == {"label": "权威信息发布", "within_s": 18000.0,
-                                                 "reminders_s": [3600.0, 1800.0]}
+                                                 "reminders_s": [3600.0, 1800.0], "met_by": "release"}
+    assert policy["deadlines"]["press_conference_24h"]["met_by"] == "press_conference"
+    assert policy["updates"] == {"label": "持续发布", "within_s": 86400.0, "reminders_s": [7200.0], "met_by": "update",
+                                 "after": "press_conference_24h", "severities": ["I", "II"]}
     assert policy["time_scale"] == 1.0 and policy["drill"] is False

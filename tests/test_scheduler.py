@@ -107,7 +107,7 @@ def test_firing_twice_is_a_no_op(db: Engine, model: TextModel, settings: Setting
     assert d.id is not None
     first = h.engine.fire(d.id, d.token, T0 + 4 * H)
     assert first is not None
-    assert h.engine.fire(d.id, d.token, T0 + 4 * H) is not None  # same answer, nothing new queued
-    assert h.engine.fire(d.id, d.token + 1, T0 + 5 * H) is None  # a stale token does nothing
+    assert h.engine.fire(d.id, d.token, T0 + 4 * H) != []  # same answer, nothing new queued
+    assert h.engine.fire(d.id, d.token + 1, T0 + 5 * H) == []  # a stale token does nothing
     with Session(db) as s:
         assert len(s.exec(select(Delivery).where(Delivery.deadline_id == d.id)).all()) == 1

@@ -65,7 +65,10 @@ def test_timeline_post_alert_reminders_overdue(db: Engine, model: TextModel, set
     assert texts[6].startswith("【超时】新闻发布会 已超时")
     assert [m["chat_id"] for m in telegram.messages] == [42] * 7
     with Session(db) as s:
-        assert {d.status for d in s.exec(select(Deadline)).all()} == {DeadlineStatus.MISSED}
+        status = {(d.kind, d.seq): d.status for d in s.exec(select(Deadline)).all()}
+        # both statutory clocks missed; continuous updates are now due every 24 h from the missed press conference
+        assert status == {("release_5h", 0): DeadlineStatus.MISSED, ("press_conference_24h", 0): DeadlineStatus.MISSED,
+                          ("update", 1): DeadlineStatus.PENDING}
         missed = s.exec(select(IncidentEvent).where(IncidentEvent.kind == "deadline_missed")).all()
         assert [e.detail["kind"] for e in missed] == ["release_5h", "press_conference_24h"]
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 
-from alerts.notifiers.base import DeliveryError, NotConfiguredError
+from alerts.notifiers.base import DeliveryError, NotConfiguredError, SendMeta
 
 RATE_LIMIT_WAIT = 60.0  # robots allow about 20 messages per minute
 ELLIPSIS = "…"
@@ -175,7 +175,7 @@ class RobotNotifier:
     def transient_codes(self, message: object) -> frozenset[int]:
         return self.TRANSIENT
 
-    async def send(self, receiver: str, body: str) -> None:
+    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> None:
         check_receiver(receiver)
         url, payload = self.request(body)
         if self._client is None:

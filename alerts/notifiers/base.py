@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol
 
 
@@ -12,6 +13,19 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.fatal = fatal
         self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class SendMeta:
+    """What a channel may use beyond the text: the incident (Telegram puts 确认 / 已发布 / 查看 buttons on an
+    incident alert), the alert key and reason, and a key that stays the same on every retry of one delivery
+    (a receiver that de-duplicates sees one message however often a timed-out send is retried)."""
+
+    incident_id: int | None = None
+    alert_key: str = ""
+    reason: str = ""
+    idempotency_key: str = ""
+    actions: bool = False  # offer the incident's action buttons (channels that have buttons)
 
 
 class NotConfiguredError(Exception):
@@ -26,7 +40,7 @@ class Notifier(Protocol):
         """Who gets every alert on this channel (chat ids, addresses …)."""
         ...
 
-    async def send(self, receiver: str, body: str) -> None:
+    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> None:
         """Deliver one message or raise DeliveryError."""
         ...
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from typing import ClassVar, Literal, TextIO
 
+from alerts.notifiers.base import SendMeta
+
 
 class ConsoleNotifier:
     name: ClassVar[str] = "console"
@@ -16,7 +18,7 @@ class ConsoleNotifier:
     def receivers(self) -> list[str]:
         return ["stdout"]
 
-    async def send(self, receiver: str, body: str) -> None:
+    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> None:
         stream = self._stream or sys.stdout
         rule = "─" * 40
         stream.write(f"{rule}\n{body}\n{rule}\n")

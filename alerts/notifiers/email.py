@@ -21,7 +21,7 @@ from email.utils import format_datetime, make_msgid
 from typing import ClassVar, Literal
 
 from alerts.clock import Clock, SystemClock
-from alerts.notifiers.base import DeliveryError, NotConfiguredError
+from alerts.notifiers.base import DeliveryError, NotConfiguredError, SendMeta
 
 Security = Literal["starttls", "tls", "none"]
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -86,7 +86,7 @@ class EmailNotifier:
     def receivers(self) -> list[str]:
         return list(self._to)
 
-    async def send(self, receiver: str, body: str) -> None:
+    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> None:
         try:
             msg = build_message(body, sender=self._sender, receiver=receiver, clock=self._clock)
         except ValueError as exc:  # a header with a line break, text that cannot be encoded

@@ -15,7 +15,7 @@ from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.request import HTTPXRequest
 
-from alerts.notifiers.base import DeliveryError, NotConfiguredError
+from alerts.notifiers.base import DeliveryError, NotConfiguredError, SendMeta
 
 
 class TelegramNotifier:
@@ -35,7 +35,7 @@ class TelegramNotifier:
     def receivers(self) -> list[str]:
         return [str(c) for c in self._chat_ids]
 
-    async def send(self, receiver: str, body: str) -> None:
+    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> None:
         if len(body) > MessageLimit.MAX_TEXT_LENGTH:
             body = body[: MessageLimit.MAX_TEXT_LENGTH - 1] + "…"
         try:

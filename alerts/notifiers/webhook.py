@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from alerts.clock import Clock, SystemClock
-from alerts.notifiers.base import DeliveryError, NotConfiguredError
+from alerts.notifiers.base import DeliveryError, NotConfiguredError, SendMeta
 
 PAYLOAD_VERSION = 1
 MAX_ERROR_BODY = 200
@@ -93,7 +93,7 @@ class WebhookNotifier:
     def receivers(self) -> list[str]:
         return ["default"]
 
-    async def send(self, receiver: str, body: str) -> None:
+    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> None:
         now = self._clock.now()
         try:
             raw, headers = build_request(self._secret, receiver, body, now)
