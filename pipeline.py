@@ -26,9 +26,13 @@ from sqlmodel import Session, col, select
 from alerts.clock import Clock, SystemClock
 from alerts.deadlines import freeze_policy
 from alerts.engine import AlertEngine, Scheduled
+from alerts.escalation import Router
 from alerts.incidents import Candidate, JoinIncident, OpenIncident, correlate, group_key
 from alerts.notifiers import build_notifiers
+from alerts.notifiers.base import Notifier
 from alerts.outbox import Dispatcher, admin_receivers, receivers_of
+from alerts.roster import people_of, sync_config
+from alerts.roster_cli import add_commands as add_roster_commands
 from alerts.scheduler import DeadlineScheduler
 from alerts.service import ProcessOutcome, Service
 from classifier.classify import Classifier, PostInput
@@ -185,6 +189,7 @@ def _apply_changes(
                                 .where(Deadline.status == DeadlineStatus.PENDING)).all()
             out.scheduled += [Scheduled(d.id, d.token, d.next_notice_at) for d in rows
                               if d.id is not None and d.next_notice_at is not None]
+            out.scheduled += engine.triggers(session, inc, now)
         elif isinstance(change, JoinIncident):
             post = session.get(Post, change.post_id)
             if post is not None:
@@ -215,6 +220,24 @@ def near_index(db: Engine, settings: Settings, now: datetime) -> NearDupIndex:
     return index
 
 
+def build_router(db: Engine, settings: Settings, notifiers: list[Notifier], tz: tzinfo) -> Router | None:
+    """The duty-roster router (None without a roster: alerts go to the configured channels only); writes the
+    config's shifts to the database. Says once why escalation is off."""
+    with session_scope(db) as s:
+        sync_config(s, settings.roster, tz)
+    router = Router(people_of(settings.roster), settings.escalation, {n.name: n.format for n in notifiers}, tz)
+    why = router.why_off()
+    if why:
+        log.info("escalation off: %s", why)
+        if not router.people:
+            return None
+    else:
+        esc = settings.escalation
+        log.info("escalation on: %d people; wait %s, repeat every %s", len(router.people),
+                 format_duration(esc.wait), format_duration(esc.repeat_every))
+    return router
+
+
 def feed_sources(urls: Iterable[str]) -> list[SourceSettings]:
     """Sources for `run --feed`: a path typed on the command line is relative to the working directory."""
     return [
@@ -230,7 +253,9 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
     db = open_database(env.database_url)
     classifier = Classifier(load_model(settings, train_if_missing=True), settings)
     notifiers = build_notifiers(settings, env)
-    engine = AlertEngine(db, receivers_of(notifiers), tz, admin_receivers(notifiers, settings.health.admin_chat_ids))
+    router = build_router(db, settings, notifiers, tz)
+    engine = AlertEngine(db, receivers_of(notifiers), tz, admin_receivers(notifiers, settings.health.admin_chat_ids),
+                         router=router)
     policy = freeze_policy(settings.response, time_scale=drill or 1.0, drill=drill is not None)
     if drill:
         log.info("drill mode: every clock runs %gx faster; messages are marked 【演练】", drill)
@@ -312,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("upgrade", help="migrate the database schema to the latest version").set_defaults(func=cmd_db)
     add_classifier_commands(sub)
     add_ingest_commands(sub)
+    add_roster_commands(sub)
     return p
 
 

@@ -1,12 +1,15 @@
 """Alert engine: turns incident and deadline state into notices in the outbox.
 
-`open_incident` runs inside the caller's transaction (the pipeline's batch). `fire` and `reconcile` own
-their transactions: they are called by the scheduler, reload the deadline, lock it, re-check its status and
-fencing token, and only then act — so a stale or repeated job is a no-op.
+`open_incident` runs inside the caller's transaction (the pipeline's batch). `fire`, `escalate` and
+`reconcile` own their transactions: they are called by the scheduler, reload the deadline (or incident), lock
+it, re-check its status and fencing token, and only then act — so a stale or repeated job is a no-op.
+With a duty roster (`router`), notices also reach the people on duty and unacknowledged incidents escalate
+(see alerts/escalation.py); without one, notices go to the configured channels only.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -15,33 +18,39 @@ from sqlmodel import Session, col, select
 
 from alerts import clocks
 from alerts import deadlines as dl
+from alerts import escalation as esc
 from alerts.deadlines import Scheduled as Scheduled
+from alerts.escalation import EscalationDue, Router, Trigger, Wake
 from alerts.incidents import OpenIncident
 from alerts.outbox import Receiver, enqueue, record_superseded
-from alerts.render import DeadlineView, IncidentView, SourceHealthView, render, render_health
+from alerts.render import DeadlineView, EscalationView, IncidentView, SourceHealthView, render, render_health
+from alerts.roster import Person
 from models.db import session_scope
 from models.enums import (
     Category,
     DeadlineStatus,
+    DeliveryOutcome,
     EventKind,
     IncidentStatus,
     NotifyReason,
     Sentiment,
     Severity,
 )
-from models.tables import Deadline, Incident, IncidentEvent, Post
+from models.tables import Deadline, Delivery, Incident, IncidentEvent, Post
 
 SYSTEM = "system"
+log = logging.getLogger(__name__)
 
 
 class AlertEngine:
     def __init__(self, db: Engine, receivers: list[Receiver], tz: tzinfo,
-                 admin: list[Receiver] | None = None) -> None:
+                 admin: list[Receiver] | None = None, router: Router | None = None) -> None:
         self.db = db
         self.receivers = receivers
         self.admin = receivers if admin is None else admin
         self.tz = tz
-        self._follow_ups: list[Scheduled] = []
+        self.router = router
+        self._follow_ups: list[Trigger] = []
 
     def source_health(self, session: Session, view: SourceHealthView, since: datetime, now: datetime) -> None:
         """Queue a health alert for a source that changed state. Does not commit."""
@@ -75,16 +84,36 @@ class AlertEngine:
         session.flush()
         message = render(NotifyReason.OPENED, incident_view(inc), [deadline_view(inc, d) for d in rows],
                          now=now, tz=self.tz)
-        enqueue(session, alert_key=f"incident:{inc.id}:opened", reason=NotifyReason.OPENED, message=message,
-                receivers=self.receivers, now=now, incident_id=inc.id)
+        key = f"incident:{inc.id}:opened"
+        receivers, hold = self.receivers, None
+        if self.router is not None:
+            hold = self.router.quiet_until(inc, now, dl.scale(policy))
+            duty = self.router.first_rung(self.router.roster(session, now), inc, now)
+            receivers = self.receivers + self.router.receivers(duty)
+            _event(session, inc.id, now, EventKind.NOTIFIED, _notified(key, 0, duty, hold))
+            if self.router.escalates:
+                inc.next_escalation_at = (hold or now) + self.router.wait_after(False, dl.scale(policy))
+        enqueue(session, alert_key=key, reason=NotifyReason.OPENED, message=message, receivers=receivers, now=now,
+                incident_id=inc.id, not_before=hold)
         return inc
 
-    def fire(self, deadline_id: int, token: int | None, now: datetime) -> list[Scheduled]:
+    def triggers(self, session: Session, inc: Incident, now: datetime) -> list[Trigger]:
+        """Escalation and quiet-hours triggers of a just-opened incident, to schedule after commit."""
+        out: list[Trigger] = []
+        if inc.id is not None and inc.next_escalation_at is not None:
+            out.append(EscalationDue(inc.id, inc.token, inc.next_escalation_at))
+        held = session.exec(select(Delivery.next_attempt_at).where(Delivery.incident_id == inc.id)
+                            .where(Delivery.outcome == DeliveryOutcome.PENDING)
+                            .where(col(Delivery.next_attempt_at) > now)).all()
+        return out + [Wake(at) for at in sorted({at for at in held if at is not None})]
+
+    def fire(self, deadline_id: int, token: int | None, now: datetime) -> list[Trigger]:
         """Dispatch whatever notice of this deadline is due; return the triggers to make next: this deadline's
         next notice and, when it was just missed, the continuous update that follows (empty when done)."""
         self._follow_ups = []
         following = self._fire_one(deadline_id, token, now)
-        return ([following] if following is not None else []) + self._follow_ups
+        out: list[Trigger] = [following] if following is not None else []
+        return out + self._follow_ups
 
     def _fire_one(self, deadline_id: int, token: int | None, now: datetime) -> Scheduled | None:
         with session_scope(self.db) as s:
@@ -121,19 +150,106 @@ class AlertEngine:
         subject = next(v for v, row in zip(views, all_rows, strict=True) if row.id == d.id)
         message = render(notice.reason, incident_view(inc), views, now=now, tz=self.tz, subject=subject)
         key = _notice_key(d, notice)
-        enqueue(s, alert_key=key, reason=notice.reason, message=message, receivers=self.receivers, now=now,
-                incident_id=inc.id, deadline_id=d.id)
-        _event(s, inc.id, now, EventKind.NOTIFIED, {"alert_key": key})
+        receivers, hold, detail = self.receivers, None, {"alert_key": key}
+        if self.router is not None:
+            receivers, hold, detail = self._routed(s, inc, d, notice, now, key)
+        enqueue(s, alert_key=key, reason=notice.reason, message=message, receivers=receivers, now=now,
+                incident_id=inc.id, deadline_id=d.id, not_before=hold)
+        _event(s, inc.id, now, EventKind.NOTIFIED, detail)
 
-    def reconcile(self) -> list[Scheduled]:
-        """Triggers for every pending deadline (overdue ones included: the scheduler fires them at once)."""
+    def _routed(self, s: Session, inc: Incident, d: Deadline, notice: dl.Notice, now: datetime,
+                key: str) -> tuple[list[Receiver], datetime | None, dict[str, Any]]:
+        """Reminders: the groups, the duty officers and the department; overdue: the leaders too."""
+        assert self.router is not None
+        roster = self.router.roster(s, now)
+        people = self.router.duty_and_department(roster, inc, now)
+        detail: dict[str, Any] = {"alert_key": key}
+        if notice.reason is NotifyReason.OVERDUE:
+            leaders = self.router.leaders(roster, inc, now)
+            people = list(dict.fromkeys(people + leaders))
+            detail["leaders"] = [p.name for p in leaders]
+            if leaders:
+                d.missed_reason = f"{d.missed_reason}；已报 {'、'.join(p.name for p in leaders)}"
+        detail["people"] = [p.name for p in people]
+        hold = self.router.quiet_until(inc, now, dl.scale(inc.policy))
+        if hold is not None:
+            detail["held_until"] = hold.isoformat()
+            self._follow_ups.append(Wake(hold))
+        return self.receivers + self.router.receivers(people), hold, detail
+
+    def reconcile(self, now: datetime | None = None) -> list[Trigger]:
+        """Triggers for every pending deadline and escalation (overdue ones included: the scheduler fires
+        them at once), and a wake-up for each time notices are held back to (quiet hours)."""
         with session_scope(self.db) as s:
             rows = s.exec(
                 select(Deadline.id, Deadline.token, Deadline.next_notice_at)
                 .where(Deadline.status == DeadlineStatus.PENDING)
                 .where(col(Deadline.next_notice_at).is_not(None))
             ).all()
-        return [Scheduled(i, t, at) for i, t, at in rows if i is not None and at is not None]
+            ups = s.exec(select(Incident.id, Incident.token, Incident.next_escalation_at)
+                         .where(col(Incident.next_escalation_at).is_not(None))
+                         .where(col(Incident.acknowledged_at).is_(None))).all()
+            held = s.exec(select(Delivery.next_attempt_at).distinct()
+                          .where(Delivery.outcome == DeliveryOutcome.PENDING, Delivery.attempts == 0)
+                          .where(col(Delivery.next_attempt_at).is_not(None))).all()
+        out: list[Trigger] = [Scheduled(i, t, at) for i, t, at in rows if i is not None and at is not None]
+        out += [EscalationDue(i, t, at) for i, t, at in ups if i is not None and at is not None]
+        return out + [Wake(at) for at in held if at is not None and (now is None or at > now)]
+
+    def escalate(self, incident_id: int, token: int, now: datetime) -> list[Trigger]:
+        """Take the next escalation step if it is still due; return the trigger of the one after. A stale job
+        (the incident changed since it was made) sends nothing and re-arms from the database."""
+        if self.router is None or not self.router.escalates:
+            return []
+        with session_scope(self.db) as s:
+            inc = s.get(Incident, incident_id, with_for_update=True)
+            if inc is None or inc.id is None or inc.acknowledged_at is not None or inc.next_escalation_at is None:
+                return []
+            if not IncidentStatus(inc.status).is_open:
+                inc.next_escalation_at = None
+                return []
+            if inc.token != token or inc.next_escalation_at > now:
+                return [EscalationDue(inc.id, inc.token, inc.next_escalation_at)]
+            hold = self.router.quiet_until(inc, now, dl.scale(inc.policy))
+            if hold is not None:
+                inc.next_escalation_at = hold
+                return [EscalationDue(inc.id, inc.token, hold)]
+            self._step(s, inc, now)
+            assert inc.next_escalation_at is not None
+            return [EscalationDue(inc.id, inc.token, inc.next_escalation_at)]
+
+    def _step(self, s: Session, inc: Incident, now: datetime) -> None:
+        assert self.router is not None and inc.id is not None
+        scale = dl.scale(inc.policy)
+        chain = self.router.settings.chain_for(inc.department)
+        step = self.router.next_step(s, inc, now)
+        if step is None:
+            log.warning("incident %s: nobody on the escalation chain is reachable; trying again later", inc.id)
+            inc.next_escalation_at = now + self.router.wait_after(True, scale)
+            return
+        before = esc.previous(s, inc, chain)
+        view = EscalationView(before.role.label, before.names, (now - before.at) * scale, step.role.label,
+                              tuple(p.name for p in step.people), step.repeat)
+        rows = s.exec(select(Deadline).where(Deadline.incident_id == inc.id).order_by(col(Deadline.due_at))).all()
+        message = render(NotifyReason.ESCALATION, incident_view(inc), [deadline_view(inc, d) for d in rows],
+                         now=now, tz=self.tz, escalation=view)
+        key = f"escalation:{inc.id}:{step.rung}:{step.repeat}"
+        console = [r for r in self.receivers if r.channel == "console"]
+        enqueue(s, alert_key=key, reason=NotifyReason.ESCALATION, message=message, now=now, incident_id=inc.id,
+                receivers=console + self.router.receivers(step.people))
+        _event(s, inc.id, now, EventKind.ESCALATED, {
+            "alert_key": key, "rung": step.rung, "role": step.role.value, "people": [p.name for p in step.people],
+            "repeat": step.repeat, "unacked": list(before.names), "waited_s": view.waited.total_seconds()})
+        inc.escalation_level = step.rung
+        inc.token += 1
+        inc.next_escalation_at = now + self.router.wait_after(step.top, scale)
+
+
+def _notified(key: str, rung: int, people: list[Person], hold: datetime | None) -> dict[str, Any]:
+    detail: dict[str, Any] = {"alert_key": key, "rung": rung, "people": [p.name for p in people]}
+    if hold is not None:
+        detail["held_until"] = hold.isoformat()
+    return detail
 
 
 def _notice_key(d: Deadline, notice: dl.Notice) -> str:

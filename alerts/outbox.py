@@ -35,6 +35,8 @@ class Receiver:
     channel: str
     receiver: str
     format: str  # "text" or "html"
+    person: str | None = None  # the roster person this reaches (None: a configured group or address)
+    mention: str | None = None  # a mobile to @-mention in a group robot's message
 
 
 def receivers_of(notifiers: list[Notifier]) -> list[Receiver]:
@@ -63,19 +65,32 @@ def enqueue(
     now: datetime,
     incident_id: int | None = None,
     deadline_id: int | None = None,
+    not_before: datetime | None = None,
 ) -> int:
-    """Add a pending delivery for each receiver that does not have this alert key yet. Does not commit."""
+    """Add a pending delivery for each receiver that does not have this alert key yet. Does not commit.
+
+    Receivers naming the same (channel, receiver) become one delivery: its `person` lists the people it
+    reaches, and a group robot's text ends with a line of their @-mentions. `not_before` holds it back
+    (quiet hours) by setting `next_attempt_at`."""
     have = set(session.exec(select(Delivery.channel, Delivery.receiver).where(Delivery.alert_key == alert_key)).all())
-    added = 0
+    merged: dict[tuple[str, str], list[Receiver]] = {}
     for r in receivers:
-        if (r.channel, r.receiver) in have:
+        merged.setdefault((r.channel, r.receiver), []).append(r)
+    added = 0
+    for (channel, receiver), group in merged.items():
+        if (channel, receiver) in have:
             continue
-        body = message.html if r.format == "html" else message.text
+        body = message.html if group[0].format == "html" else message.text
+        mentions = list(dict.fromkeys(r.mention for r in group if r.mention))
+        if mentions:
+            body += "\n" + " ".join(f"@{m}" for m in mentions)
+        people = "、".join(dict.fromkeys(r.person for r in group if r.person))
         session.add(
             Delivery(
-                alert_key=alert_key, channel=r.channel, receiver=r.receiver, reason=reason.value,
+                alert_key=alert_key, channel=channel, receiver=receiver, reason=reason.value,
                 incident_id=incident_id, deadline_id=deadline_id, body=body, created_at=now,
-                idempotency_key=idempotency_key(alert_key, r.channel, r.receiver),
+                idempotency_key=idempotency_key(alert_key, channel, receiver), person=people[:100] or None,
+                next_attempt_at=not_before,
             )
         )
         added += 1

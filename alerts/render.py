@@ -49,6 +49,18 @@ class DeadlineView:
 
 
 @dataclass(frozen=True)
+class EscalationView:
+    """Who did not acknowledge, for how long (nominal), and who is told now."""
+
+    unacked_role: str  # the role label, e.g. 值班员
+    unacked: tuple[str, ...]  # their names (may be empty: nobody was reachable)
+    waited: timedelta
+    role: str  # the rung notified now
+    people: tuple[str, ...]
+    repeat: int  # 0 the first time at this rung
+
+
+@dataclass(frozen=True)
 class Message:
     text: str
     html: str
@@ -62,10 +74,15 @@ def render(
     now: datetime,
     tz: tzinfo,
     subject: DeadlineView | None = None,
+    escalation: EscalationView | None = None,
 ) -> Message:
-    """Render one notice. `subject` is the deadline a reminder or overdue notice is about."""
+    """Render one notice. `subject` is the deadline a reminder or overdue notice is about; `escalation` says
+    who did not acknowledge an escalation notice."""
     head = _headline(reason, incident, subject)
     lines: list[tuple[str, str]] = []  # (plain, html) pairs
+    if escalation is not None:
+        text = escalation_line(escalation)
+        lines.append((text, html.escape(text)))
     if reason is NotifyReason.OVERDUE and subject is not None:
         due = _display_due(subject)
         text = f"{_deadline_name(subject)}时限已于 {_when(due, now, incident, tz)} 到期，尚未标记完成。"
@@ -106,6 +123,23 @@ def format_remaining(delta: timedelta) -> str:
     return f"{hours}小时" if hours else f"{mins}分"
 
 
+def escalation_line(e: EscalationView) -> str:
+    """"值班员 张三 15分钟未确认，现报科室负责人 李四（第2次）"."""
+    who = f"{e.unacked_role} {'、'.join(e.unacked)}" if e.unacked else f"{e.unacked_role}（无人在岗）"
+    now = f"，现报{e.role} {'、'.join(e.people)}" if e.role != e.unacked_role or e.people != e.unacked else ""
+    again = f"（第{e.repeat + 1}次）" if e.repeat else ""
+    return f"{who} {format_elapsed(e.waited)}未确认{now}{again}"
+
+
+def format_elapsed(delta: timedelta) -> str:
+    """Whole minutes as officers say them: 15分钟, 1小时30分钟, 2小时."""
+    minutes = max(math.floor(delta.total_seconds() / 60 + 1e-6), 1)
+    hours, mins = divmod(minutes, 60)
+    if hours and mins:
+        return f"{hours}小时{mins}分钟"
+    return f"{hours}小时" if hours else f"{mins}分钟"
+
+
 def format_span(seconds: float) -> str:
     """A nominal duration as officers say it: 5小时, 24小时, 30分钟, 2天."""
     total = round(seconds)
@@ -134,6 +168,8 @@ def _headline(reason: NotifyReason, incident: IncidentView, subject: DeadlineVie
         return f"{drill}【超时】{subject.label} 已超时：{title}"
     if reason is NotifyReason.REMINDER:
         return f"{drill}【提醒】{_TITLE_MARK[incident.severity]}{title}"
+    if reason is NotifyReason.ESCALATION:
+        return f"{drill}【升级】{_TITLE_MARK[incident.severity]}{title}"
     return f"{drill}{_TITLE_MARK[incident.severity]}{title}"
 
 

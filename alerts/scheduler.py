@@ -1,8 +1,10 @@
 """Deadline scheduler: APScheduler 3.x jobs are only triggers; the database is the truth.
 
-Job ids are `deadline:<id>` with replace_existing, so scheduling twice is harmless; each job carries the
-deadline's fencing token, so a job made stale by a later change does nothing. `reconcile()` rebuilds every
-job from the pending deadlines at start-up; an overdue one is fired at once.
+Job ids are `deadline:<id>` and `escalate:<incident id>` with replace_existing, so scheduling twice is
+harmless; each job carries its fencing token, so a job made stale by a later change does nothing (an
+escalation job re-arms from the database instead). `wake:<time>` jobs dispatch notices held back by quiet
+hours. `reconcile()` rebuilds every job from the pending deadlines, unacknowledged escalations and held
+notices at start-up; an overdue one is fired at once.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.clock import Clock, FakeClock
 from alerts.engine import AlertEngine, Scheduled
+from alerts.escalation import EscalationDue, Trigger, Wake
 from alerts.outbox import Dispatcher
 
 log = logging.getLogger(__name__)
+JOB_PREFIXES = ("deadline:", "escalate:", "wake:")  # the jobs run_due drives (not polling or dispatch)
 
 
 class DeadlineScheduler:
@@ -34,24 +38,37 @@ class DeadlineScheduler:
         if self.aps.running:
             self.aps.shutdown(wait=False)
 
-    def schedule(self, item: Scheduled) -> None:
-        self.aps.add_job(
-            self._fire, "date", run_date=item.at, args=[item.deadline_id, item.token],
-            id=f"deadline:{item.deadline_id}", replace_existing=True,
-        )
+    def schedule(self, item: Trigger) -> None:
+        if isinstance(item, Scheduled):
+            self.aps.add_job(self._fire, "date", run_date=item.at, args=[item.deadline_id, item.token],
+                             id=f"deadline:{item.deadline_id}", replace_existing=True)
+        elif isinstance(item, EscalationDue):
+            self.aps.add_job(self._escalate, "date", run_date=item.at, args=[item.incident_id, item.token],
+                             id=f"escalate:{item.incident_id}", replace_existing=True)
+        elif isinstance(item, Wake):
+            self.aps.add_job(self.dispatcher.dispatch, "date", run_date=item.at,
+                             id=f"wake:{item.at.isoformat()}", replace_existing=True)
 
     def reconcile(self) -> int:
-        """Re-create a job for every pending deadline; return how many."""
-        items = self.engine.reconcile()
+        """Re-create a job for every pending deadline, escalation and held notice; return how many."""
+        now = self.clock.now()
+        items = self.engine.reconcile(now)
         for item in items:
             self.schedule(item)
-        now = self.clock.now()
-        overdue = sum(1 for i in items if i.at <= now)
-        log.info("reconciled %d pending deadline trigger(s), %d due now", len(items), overdue)
+        deadlines = [i for i in items if isinstance(i, Scheduled)]
+        escalations = [i for i in items if isinstance(i, EscalationDue)]
+        log.info("reconciled %d pending deadline trigger(s), %d due now; %d escalation(s), %d due now",
+                 len(deadlines), sum(1 for i in deadlines if i.at <= now), len(escalations),
+                 sum(1 for i in escalations if i.at <= now))
         return len(items)
 
     async def _fire(self, deadline_id: int, token: int) -> None:
         for item in self.engine.fire(deadline_id, token, self.clock.now()):
+            self.schedule(item)
+        await self.dispatcher.dispatch()
+
+    async def _escalate(self, incident_id: int, token: int) -> None:
+        for item in self.engine.escalate(incident_id, token, self.clock.now()):
             self.schedule(item)
         await self.dispatcher.dispatch()
 
@@ -62,17 +79,18 @@ class DeadlineScheduler:
         )
 
     async def run_due(self, clock: FakeClock, until: datetime) -> int:
-        """Run, in time order, every deadline job due up to `until`, moving the fake clock to each job's time.
+        """Run, in time order, every deadline, escalation and wake job due up to `until`, moving the fake clock
+        to each job's time.
 
         This drives the real APScheduler job store on a fake clock (tests, and replaying a drill); the
         scheduler must have been started paused so APScheduler does not also run the jobs on wall time.
         """
         ran = 0
         while True:
-            jobs = [j for j in self.aps.get_jobs() if j.id.startswith("deadline:") and j.next_run_time is not None]
+            jobs = [j for j in self.aps.get_jobs() if j.id.startswith(JOB_PREFIXES) and j.next_run_time is not None]
             if not jobs:
                 break
-            job = min(jobs, key=lambda j: j.next_run_time)
+            job = min(jobs, key=lambda j: (j.next_run_time, j.id))
             if job.next_run_time > until:
                 break
             clock.set(max(clock.now(), job.next_run_time))

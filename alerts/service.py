@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from alerts.clock import Clock
-from alerts.engine import Scheduled
+from alerts.escalation import Trigger
 from alerts.render import SourceHealthView
 from alerts.scheduler import DeadlineScheduler
 from config.schema import Settings, SiteSource, SourceSettings
@@ -38,13 +38,13 @@ CRAWL_MIN_TIMEOUT_S = 600
 
 @dataclass
 class ProcessOutcome:
-    """What one processing pass did; `scheduled` are triggers for deadlines created in it."""
+    """What one processing pass did; `scheduled` are triggers for deadlines and escalations created in it."""
 
     posts: int = 0
     duplicates: int = 0  # exact and near copies folded into a first post
     failed: int = 0
     incidents: int = 0
-    scheduled: list[Scheduled] = field(default_factory=list)
+    scheduled: list[Trigger] = field(default_factory=list)
 
     def merge(self, other: ProcessOutcome) -> None:
         self.posts += other.posts

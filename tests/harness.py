@@ -19,12 +19,13 @@ from alerts.scheduler import DeadlineScheduler
 from alerts.service import ProcessOutcome
 from classifier.classify import Classifier
 from classifier.model import TextModel
+from config.loader import parse_config
 from config.schema import FeedSource, FetchSettings, Settings
 from crawlers.feeds import poll_feed
 from crawlers.neardup import NearDupIndex
 from crawlers.store import store_raw
 from models.db import session_scope
-from pipeline import process_batch
+from pipeline import build_router, process_batch
 
 SH = ZoneInfo("Asia/Shanghai")
 
@@ -33,12 +34,17 @@ class Harness:
     """One "process" of yuqing. Build a second one on the same database to simulate a restart."""
 
     def __init__(self, db: Engine, model: TextModel, settings: Settings, clock: FakeClock,
-                 notifiers: list[Notifier] | None = None, *, time_scale: float = 1.0) -> None:
+                 notifiers: list[Notifier] | None = None, *, time_scale: float = 1.0,
+                 roster: Path | None = None) -> None:
+        if roster is not None:  # a YAML file with `roster:` (and `escalation:`) sections
+            extra = parse_config(roster.read_text(encoding="utf-8"), roster)
+            settings = settings.model_copy(update={"roster": extra.roster, "escalation": extra.escalation})
         self.db, self.model, self.settings, self.clock = db, model, settings, clock
         self.console = io.StringIO()
         self.notifiers: list[Notifier] = notifiers if notifiers is not None else []
         self.notifiers.append(ConsoleNotifier(self.console))
-        self.engine = AlertEngine(db, receivers_of(self.notifiers), SH)
+        self.router = build_router(db, settings, self.notifiers, SH)
+        self.engine = AlertEngine(db, receivers_of(self.notifiers), SH, router=self.router)
         self.dispatcher = Dispatcher(db, self.notifiers, clock)
         self.scheduler = DeadlineScheduler(self.engine, self.dispatcher, clock)
         self.policy = freeze_policy(settings.response, time_scale=time_scale, drill=time_scale != 1.0)
