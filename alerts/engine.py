@@ -205,7 +205,7 @@ class AlertEngine:
             inc = s.get(Incident, incident_id, with_for_update=True)
             if inc is None or inc.id is None or inc.acknowledged_at is not None or inc.next_escalation_at is None:
                 return []
-            if not IncidentStatus(inc.status).is_open:
+            if IncidentStatus(inc.status) is not IncidentStatus.NEW:  # closed, or someone already acted on it
                 inc.next_escalation_at = None
                 return []
             if inc.token != token or inc.next_escalation_at > now:

@@ -9,6 +9,7 @@ import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -17,13 +18,16 @@ from sqlmodel import Session, col, select
 from alerts import actions
 from alerts.clock import FakeClock
 from alerts.clocks import triggers as deadline_triggers
-from alerts.escalation import EscalationDue
+from alerts.escalation import EscalationDue, Router, plan_step, quiet_until
 from alerts.incidents import OpenIncident
 from alerts.notifiers.telegram import TelegramNotifier
+from alerts.outbox import Receiver, enqueue
+from alerts.render import Message
+from alerts.roster import Person
 from classifier.model import TextModel
-from config.schema import Settings
+from config.schema import EscalationSettings, QuietHoursSettings, Settings
 from models.db import session_scope
-from models.enums import Category, DeadlineStatus, NotifyReason, Sentiment, Severity
+from models.enums import Category, DeadlineStatus, DutyRole, NotifyReason, Sentiment, Severity
 from models.tables import Deadline, Delivery, Incident, IncidentEvent
 from tests.conftest import FIXTURES, TOKEN
 from tests.fake_telegram import FakeTelegramServer
@@ -283,3 +287,66 @@ def test_without_a_roster_nothing_escalates(db: Engine, model: TextModel, settin
     assert _incident(db).next_escalation_at is None
     assert {m["chat_id"] for m in telegram.messages} == {GROUP}
     assert _people(db, NotifyReason.OPENED) == [None]
+
+
+# ---------------------------------------------------------------------------------------------- pure parts
+
+CHAIN = [DutyRole.DUTY_OFFICER, DutyRole.SECTION_CHIEF, DutyRole.DEPUTY_LEADER, DutyRole.PRINCIPAL_LEADER]
+A, B, C = (Person(n, DutyRole.DUTY_OFFICER) for n in ("甲", "乙", "丙"))
+
+
+@pytest.mark.parametrize(("level", "reachable", "repeats", "expected"), [
+    (0, {DutyRole.SECTION_CHIEF: [B], DutyRole.PRINCIPAL_LEADER: [C]}, {}, (1, ("乙",), 0, False)),
+    # nobody reachable on 分管领导: skipped, straight to 主要领导 (the top)
+    (1, {DutyRole.SECTION_CHIEF: [B], DutyRole.PRINCIPAL_LEADER: [C]}, {}, (3, ("丙",), 0, True)),
+    (3, {DutyRole.PRINCIPAL_LEADER: [C]}, {3: 2}, (3, ("丙",), 2, True)),  # the third time at the top
+    # the top is empty now (a leader's holiday shift ended): repeat the highest reachable rung below
+    (3, {DutyRole.DUTY_OFFICER: [A], DutyRole.SECTION_CHIEF: [B]}, {1: 1}, (1, ("乙",), 1, True)),
+])
+def test_plan_step(level: int, reachable: dict[DutyRole, list[Person]], repeats: dict[int, int],
+                   expected: tuple[int, tuple[str, ...], int, bool]) -> None:
+    step = plan_step(CHAIN, level, reachable, repeats)
+    assert step is not None
+    assert (step.rung, tuple(p.name for p in step.people), step.repeat, step.top) == expected
+    assert plan_step(CHAIN, level, {}, {}) is None
+
+
+NIGHT = QuietHoursSettings(start="22:00", end="07:30")
+NOON = QuietHoursSettings(start="12:00", end="14:00")
+
+
+@pytest.mark.parametrize(("quiet", "severity", "local", "until"), [
+    (NIGHT, Severity.IV, "2026-11-20 21:59", None),
+    (NIGHT, Severity.IV, "2026-11-20 22:00", "2026-11-21 07:30"),  # crosses midnight
+    (NIGHT, Severity.IV, "2026-11-21 02:31", "2026-11-21 07:30"),
+    (NIGHT, Severity.IV, "2026-11-21 07:30", None),
+    (NIGHT, Severity.III, "2026-11-21 02:31", None),  # I–III always at once
+    (NOON, Severity.IV, "2026-11-21 12:30", "2026-11-21 14:00"),
+    (NOON, Severity.IV, "2026-11-21 14:00", None),
+    (None, Severity.IV, "2026-11-21 02:31", None),
+])
+def test_quiet_until(quiet: QuietHoursSettings | None, severity: Severity, local: str, until: str | None) -> None:
+    sh = ZoneInfo("Asia/Shanghai")
+
+    def utc(text: str) -> datetime:
+        return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=sh).astimezone(UTC)
+
+    assert quiet_until(quiet, severity, utc(local), sh) == (utc(until) if until else None)
+
+
+def test_deliveries_name_their_people_and_robots_mention_mobiles(db: Engine) -> None:
+    people = {"钱副厅长": Person("钱副厅长", DutyRole.DEPUTY_LEADER, telegram=1005, mobile="13800000005"),
+              "周主任": Person("周主任", DutyRole.SECTION_CHIEF, email="zhou@example.gov.cn", mobile="13900000008"),
+              "吴厅长": Person("吴厅长", DutyRole.PRINCIPAL_LEADER, email="wu@example.gov.cn")}
+    router = Router(people, EscalationSettings(), {"telegram": "html", "dingtalk": "text"}, ZoneInfo("Asia/Shanghai"))
+    group = [Receiver("telegram", "42", "html"), Receiver("dingtalk", "default", "text")]
+    with session_scope(db) as s:
+        enqueue(s, alert_key="k", reason=NotifyReason.ESCALATION, message=Message("正文", "<b>正文</b>"),
+                receivers=group + router.receivers(list(people.values())), now=T0)
+    with Session(db) as s:
+        rows = {(d.channel, d.receiver): d for d in s.exec(select(Delivery))}
+    assert set(rows) == {("telegram", "42"), ("telegram", "1005"), ("dingtalk", "default")}  # no email channel
+    assert rows[("telegram", "1005")].person == "钱副厅长" and rows[("telegram", "42")].person is None
+    robot = rows[("dingtalk", "default")]  # one group message, mentioning both mobiles
+    assert robot.person == "钱副厅长、周主任" and robot.body == "正文\n@13800000005 @13900000008"
+    assert router.receivers([people["吴厅长"]]) == []  # reachable on no active channel
