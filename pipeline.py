@@ -233,8 +233,9 @@ def build_router(db: Engine, settings: Settings, notifiers: list[Notifier], tz: 
             return None
     else:
         esc = settings.escalation
-        log.info("escalation on: %d people; wait %s, repeat every %s", len(router.people),
-                 format_duration(esc.wait), format_duration(esc.repeat_every))
+        reachable = sum(1 for p in router.people.values() if router.receivers([p]))
+        log.info("escalation on: %d people (%d reachable on the active channels); wait %s, repeat every %s",
+                 len(router.people), reachable, format_duration(esc.wait), format_duration(esc.repeat_every))
     return router
 
 
