@@ -218,6 +218,25 @@ class AlertEngine:
             assert inc.next_escalation_at is not None
             return [EscalationDue(inc.id, inc.token, inc.next_escalation_at)]
 
+    def severity_changed(self, s: Session, incident_id: int, now: datetime) -> list[Trigger]:
+        """After `actions.change_severity` (same transaction): an incident no longer IV loses its quiet-hours
+        hold — held notices go out now and a held escalation step comes due one wait from now. Returns the
+        triggers to schedule after commit. Does not commit."""
+        inc = s.get(Incident, incident_id)
+        if self.router is None or inc is None or inc.id is None or Severity(inc.severity) is Severity.IV:
+            return []
+        held = s.exec(select(Delivery).where(Delivery.incident_id == inc.id, Delivery.attempts == 0,
+                                             Delivery.outcome == DeliveryOutcome.PENDING)
+                      .where(col(Delivery.next_attempt_at) > now)).all()
+        for row in held:
+            row.next_attempt_at = None
+        out: list[Trigger] = [Wake(now)] if held else []
+        soon = now + self.router.wait_after(False, dl.scale(inc.policy))
+        if inc.next_escalation_at is not None and inc.next_escalation_at > soon and inc.acknowledged_at is None:
+            inc.next_escalation_at = soon
+            out.append(EscalationDue(inc.id, inc.token, soon))
+        return out
+
     def _step(self, s: Session, inc: Incident, now: datetime) -> None:
         assert self.router is not None and inc.id is not None
         scale = dl.scale(inc.policy)

@@ -350,3 +350,27 @@ def test_deliveries_name_their_people_and_robots_mention_mobiles(db: Engine) -> 
     robot = rows[("dingtalk", "default")]  # one group message, mentioning both mobiles
     assert robot.person == "钱副厅长、周主任" and robot.body == "正文\n@13800000005 @13900000008"
     assert router.receivers([people["吴厅长"]]) == []  # reachable on no active channel
+
+
+def test_raising_a_held_iv_releases_it_at_once(db: Engine, model: TextModel, settings: Settings,
+                                               telegram: FakeTelegramServer) -> None:
+    h, tg = _harness(db, model, settings, telegram, T0, roster=QUIET)  # 02:31, inside quiet hours
+
+    async def scenario() -> None:
+        await h.start()
+        inc_id = _open(h, Severity.IV, "iv")
+        await h.advance_to(T0 + 29 * M)
+        assert _to(telegram, PEOPLE["张三"]) == []  # held
+        with session_scope(db) as s:
+            assert actions.change_severity(s, inc_id, Severity.II, actor="张三", now=h.clock.now(), reason="研判").ok
+            follow = h.engine.severity_changed(s, inc_id, h.clock.now())
+        for item in follow:
+            h.scheduler.schedule(item)
+        await h.advance_to(T0 + 29 * M)
+        assert len(_to(telegram, PEOPLE["张三"])) == 1  # the opening notice goes out now
+        await h.advance_to(T0 + 44 * M)
+        assert len(_to(telegram, PEOPLE["李四"])) == 1  # and escalation runs on from here, not from 07:30
+        await tg.close()
+        h.stop()
+
+    asyncio.run(scenario())
