@@ -23,7 +23,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from alerts.bot import build_bot
 from alerts.clock import Clock, SystemClock
+from alerts.commands import add_commands as add_incident_commands
 from alerts.deadlines import freeze_policy
 from alerts.engine import AlertEngine, Scheduled
 from alerts.incidents import Candidate, JoinIncident, OpenIncident, correlate, group_key
@@ -252,8 +254,11 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
     sources = feed_sources(feeds) if feeds else [s for s in settings.sources if s.enabled]
     scheduler = DeadlineScheduler(engine, Dispatcher(db, notifiers, clock), clock)
     crawl = [sys.executable, "-m", "pipeline", "crawl", "--config", str(loaded.path)]
+    bot = None if once else build_bot(settings, env, db=db, clock=clock, tz=tz, schedule=scheduler.schedule,
+                                      dispatch=scheduler.dispatcher.dispatch)
     service = Service(db=db, sources=sources, settings=settings, base_dir=loaded.base_dir,
-                      scheduler=scheduler, process=process, clock=clock, crawl_command=crawl)
+                      scheduler=scheduler, process=process, clock=clock, crawl_command=crawl,
+                      hooks=[bot] if bot is not None else [])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -312,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("upgrade", help="migrate the database schema to the latest version").set_defaults(func=cmd_db)
     add_classifier_commands(sub)
     add_ingest_commands(sub)
+    add_incident_commands(sub)
     return p
 
 

@@ -1,0 +1,266 @@
+"""The Telegram bot (alerts/bot.py): the real python-telegram-bot Application polling the fake Bot API server,
+with the real alert engine, outbox and scheduler on a fake clock. Buttons on alerts, 确认 by an allowed user and
+by a stranger, /release stopping the 5 h reminders, /list ordering, and Chinese usage messages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from alerts import actions
+from alerts.bot import AccessPolicy, IncidentBot
+from alerts.clock import FakeClock
+from alerts.deadlines import Scheduled, freeze_policy
+from alerts.engine import AlertEngine
+from alerts.incidents import OpenIncident
+from alerts.notifiers.telegram import TelegramNotifier
+from alerts.outbox import Dispatcher, receivers_of
+from alerts.scheduler import DeadlineScheduler
+from config.loader import load_config
+from models.db import session_scope
+from models.enums import Category, DeadlineStatus, HandlingType, IncidentStatus, Sentiment, Severity
+from models.tables import ActionLog, Deadline, Incident
+from tests.conftest import TOKEN
+from tests.fake_telegram import FakeTelegramServer
+from tests.harness import SH
+
+T0 = datetime(2026, 11, 20, 18, 31, tzinfo=UTC)  # 02:31 in Shanghai
+H = timedelta(hours=1)
+GROUP, OTHER_GROUP = -1001234567890, -1009999999999
+OFFICER, STRANGER = 1111, 6666
+URL = "https://lyj.example.gov.cn/tzgg/2026/1121.html"
+JSON = dict[str, Any]
+
+
+class World:
+    """One yuqing process: engine, outbox, paused scheduler (driven by the fake clock) and the bot."""
+
+    def __init__(self, db: Engine, server: FakeTelegramServer) -> None:
+        self.db, self.server = db, server
+        self.clock = FakeClock(T0)
+        self.tg = TelegramNotifier(TOKEN, [GROUP], base_url=server.base_url, timeout=5)
+        self.engine = AlertEngine(db, receivers_of([self.tg]), SH)
+        self.dispatcher = Dispatcher(db, [self.tg], self.clock)
+        self.scheduler = DeadlineScheduler(self.engine, self.dispatcher, self.clock)
+        self.policy = freeze_policy(load_config().settings.response)
+        access = AccessPolicy(frozenset({GROUP}), frozenset({OFFICER}))
+        self.bot = IncidentBot(TOKEN, base_url=server.base_url, db=db, clock=self.clock, tz=SH, access=access,
+                               schedule=self.scheduler.schedule, dispatch=self.dispatcher.dispatch,
+                               names={OFFICER: "张三"}, timeout=5, poll_timeout=1)
+
+    async def open(self, title: str, severity: Severity, first_seen: datetime = T0) -> int:
+        with session_scope(self.db) as s:
+            change = OpenIncident(group_key=f"g:{title}", title=title, category=Category.EMERGENCY,
+                                  severity=severity, sentiment=Sentiment.NEGATIVE, first_seen_at=first_seen,
+                                  source="某市新闻网", source_url="https://news.example.cn/a/1.html", post_ids=())
+            inc = self.engine.open_incident(s, change, self.policy, self.clock.now())
+            s.flush()
+            rows = s.exec(select(Deadline).where(Deadline.incident_id == inc.id)).all()
+            triggers = [Scheduled(d.id, d.token, d.next_notice_at) for d in rows
+                        if d.id is not None and d.next_notice_at is not None]
+            assert inc.id is not None
+            inc_id = inc.id
+        for item in triggers:
+            self.scheduler.schedule(item)
+        await self.dispatcher.dispatch()
+        return inc_id
+
+    async def wait(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Bounded wait (no fixed sleep) until the fake server has recorded what `predicate` looks for."""
+        return await asyncio.to_thread(self.server.wait_for, lambda _messages: predicate(), timeout)
+
+    async def reply(self, needle: str) -> JSON:
+        """The bot's message containing `needle` (sent or edited)."""
+        return await self.wait(lambda: next((m for m in self.server.messages if m["text"] is not None
+                                             and needle in m["plain_text"]), None))
+
+    async def answer(self, count: int = 1) -> JSON:
+        answers = await self.wait(lambda: self.server.callback_answers[count - 1:] or None)
+        return dict(answers[0])
+
+
+def run(db: Engine, server: FakeTelegramServer, scenario: Callable[[World], Awaitable[None]]) -> World:
+    world = World(db, server)
+
+    async def main() -> None:
+        world.scheduler.start(paused=True)
+        await world.bot.start()
+        try:
+            await scenario(world)
+        finally:
+            await world.bot.stop()
+            await world.tg.close()
+            world.scheduler.shutdown()
+
+    asyncio.run(main())
+    return world
+
+
+def _log(db: Engine) -> list[ActionLog]:
+    with Session(db) as s:
+        return list(s.exec(select(ActionLog).order_by(col(ActionLog.id))).all())
+
+
+def _incident(db: Engine, inc_id: int) -> Incident:
+    with Session(db) as s:
+        inc = s.get(Incident, inc_id)
+        assert inc is not None
+        return inc
+
+
+def _alerts(server: FakeTelegramServer) -> list[str]:
+    """Reminder and overdue notices sent so far."""
+    return [t for t in server.sent_texts if "【提醒】" in t or "【超时】" in t]
+
+
+def test_opening_alert_carries_the_action_buttons(db: Engine, telegram: FakeTelegramServer) -> None:
+    async def scenario(w: World) -> None:
+        inc_id = await w.open("某县林区发生森林火灾 2名扑火队员失联", Severity.II)
+        opening = await w.reply("某县林区发生森林火灾")
+        assert opening["reply_markup"] == {"inline_keyboard": [[
+            {"text": "确认", "callback_data": f"ack:{inc_id}"},
+            {"text": "已发布", "callback_data": f"rel:{inc_id}"},
+            {"text": "查看", "callback_data": f"view:{inc_id}"},
+        ]]}
+        assert {c["command"] for c in telegram.commands} >= {"ack", "status", "list", "release", "help"}
+
+    run(db, telegram, scenario)
+
+
+def test_ack_button_by_an_allowed_user_acknowledges_and_edits_the_alert(db: Engine,
+                                                                       telegram: FakeTelegramServer) -> None:
+    async def scenario(w: World) -> None:
+        inc_id = await w.open("某县林区发生森林火灾 2名扑火队员失联", Severity.II)
+        await w.reply("某县林区发生森林火灾")
+        w.clock.advance(timedelta(minutes=14))  # 02:45
+        telegram.push_callback_query(GROUP, OFFICER, f"ack:{inc_id}", first_name="San", username="zhangsan")
+        answer = await w.answer()
+        assert answer["text"] == f"已确认事件 #{inc_id}"
+        edited = await w.wait(lambda: [m for m in telegram.messages if m["method"] == "editMessageText"])
+        assert edited[0]["plain_text"].startswith("【重大舆情】某县林区发生森林火灾")  # the alert is kept
+        assert edited[0]["plain_text"].endswith("✅ 张三 已确认 02:45")
+        assert any(e["type"] == "bold" for e in edited[0]["entities"])  # its formatting too
+        assert [b["text"] for b in edited[0]["reply_markup"]["inline_keyboard"][0]] == ["已发布", "查看"]
+
+    w = run(db, telegram, scenario)
+    inc = _incident(db, 1)
+    assert inc.status == IncidentStatus.ACKNOWLEDGED and inc.acknowledged_by == "张三"
+    assert inc.acknowledged_at == w.clock.now()
+    [row] = _log(db)
+    assert (row.action, row.user_id, row.chat_id, row.allowed, row.incident_id) == \
+        ("ack", str(OFFICER), str(GROUP), True, 1)
+
+
+def test_a_stranger_is_refused_logged_and_changes_nothing(db: Engine, telegram: FakeTelegramServer) -> None:
+    async def scenario(w: World) -> None:
+        inc_id = await w.open("某县林区发生森林火灾", Severity.II)
+        await w.reply("某县林区发生森林火灾")
+        telegram.push_callback_query(GROUP, STRANGER, f"ack:{inc_id}")
+        answer = await w.answer()
+        assert "无权" in answer["text"] and answer["show_alert"] is True
+        telegram.push_message(OTHER_GROUP, OFFICER, f"/ack {inc_id}")  # an allowed user, a foreign chat
+        await w.reply("本会话未获授权")
+        telegram.push_message(GROUP, STRANGER, f"/release {inc_id} {URL}")
+        await w.reply("您无权执行此操作")
+        telegram.push_message(GROUP, STRANGER, "/list")  # reading is open to the group
+        await w.reply("未结舆情事件 1 起")
+
+    run(db, telegram, scenario)
+    assert not any(m["method"] == "editMessageText" for m in telegram.messages)
+    inc = _incident(db, 1)
+    assert inc.status == IncidentStatus.NEW and inc.acknowledged_at is None
+    rows = [(r.action, r.user_id, r.chat_id, r.allowed) for r in _log(db)]
+    assert rows == [("ack", str(STRANGER), str(GROUP), False), ("ack", str(OFFICER), str(OTHER_GROUP), False),
+                    ("release", str(STRANGER), str(GROUP), False), ("list", str(STRANGER), str(GROUP), True)]
+    assert all("refused" in r.result for r in _log(db)[:3])
+    with Session(db) as s:
+        assert s.exec(select(Deadline).where(Deadline.status == DeadlineStatus.MET)).all() == []
+
+
+def test_release_command_meets_the_5h_clock_and_stops_its_reminders(db: Engine,
+                                                                    telegram: FakeTelegramServer) -> None:
+    async def scenario(w: World) -> None:
+        inc_id = await w.open("某县林区发生森林火灾", Severity.II)
+        w.clock.advance(H)
+        telegram.push_message(GROUP, OFFICER, f"/release {inc_id} {URL}")
+        reply = await w.reply("已记录事件")
+        assert "距24小时新闻发布会时限还剩 23小时" in reply["plain_text"]  # what is left, at once
+        await w.scheduler.run_due(w.clock, T0 + 6 * H)  # past the 4 h and 4.5 h reminders and the 5 h deadline
+        assert _alerts(telegram) == []
+        await w.scheduler.run_due(w.clock, T0 + 20 * H)  # the press-conference clock still runs
+        assert len(_alerts(telegram)) == 1 and "新闻发布会" in _alerts(telegram)[0]
+
+    run(db, telegram, scenario)
+    with Session(db) as s:
+        release = s.exec(select(Deadline).where(Deadline.kind == "release_5h")).one()
+    assert release.status == DeadlineStatus.MET and release.met_ref == URL and release.met_by == "张三"
+    assert release.met_at == T0 + H
+    assert _incident(db, 1).status == IncidentStatus.RELEASED
+
+
+def test_list_orders_open_incidents_by_the_nearest_deadline(db: Engine, telegram: FakeTelegramServer) -> None:
+    async def scenario(w: World) -> None:
+        later = await w.open("某市供水管道爆裂 部分小区停水", Severity.III)  # 48 h
+        sooner = await w.open("某县林区发生森林火灾", Severity.II, first_seen=T0 - 2 * H)  # 5 h from 00:31
+        middle = await w.open("某景区游客被困索道", Severity.I, first_seen=T0 - H)
+        closed = await w.open("某地谣传大坝溃决", Severity.II)
+        with session_scope(w.db) as s:
+            actions.dismiss(s, closed, actor="张三", now=w.clock.now(), reason="谣言，已核实")
+        telegram.push_message(GROUP, OFFICER, "/list")
+        text = (await w.reply("未结舆情事件"))["plain_text"]
+        assert text.startswith("未结舆情事件 3 起")
+        positions = [text.index(f"#{i}【") for i in (sooner, middle, later)]
+        assert positions == sorted(positions) and f"#{closed}【" not in text
+        assert "距5小时权威信息发布时限还剩 3小时（05:31 前）" in text
+
+    run(db, telegram, scenario)
+
+
+def test_bad_input_gets_a_chinese_usage_message(db: Engine, telegram: FakeTelegramServer) -> None:
+    async def scenario(w: World) -> None:
+        inc_id = await w.open("某县林区发生森林火灾", Severity.II)
+        cases = [
+            (f"/release {inc_id}", "用法：/release 事件编号 发布链接"),
+            ("/release abc https://x.example.cn/1", "事件编号应为数字"),
+            ("/ack 999", "未找到舆情事件 #999"),
+            (f"/release {inc_id} 情况通报", "请提供发布内容的链接"),
+            ("/dismiss 1", "用法：/dismiss 事件编号 原因"),
+            ("/status", "用法：/status 事件编号"),
+            ("/ack", "请提供事件编号"),
+        ]
+        for text, expected in cases:
+            telegram.push_message(GROUP, OFFICER, text)
+            await w.reply(expected)
+
+    run(db, telegram, scenario)
+    assert _incident(db, 1).status == IncidentStatus.NEW
+    assert len(_log(db)) == 7 and all(r.allowed for r in _log(db))
+
+
+def test_view_button_shows_details_escaped_and_release_button_asks_for_the_link(
+        db: Engine, telegram: FakeTelegramServer) -> None:
+    async def scenario(w: World) -> None:
+        inc_id = await w.open("<script>alert(1)</script> 某县林区 & 火灾", Severity.II)
+        with session_scope(w.db) as s:
+            actions.assess(s, inc_id, actor="张三", now=w.clock.now(), department="防火处",
+                           handling_type=HandlingType.CONFUSION)
+        telegram.push_callback_query(GROUP, STRANGER, f"view:{inc_id}")  # reading is open to the group
+        detail = (await w.reply("涉事责任单位"))["plain_text"]
+        assert detail.startswith(f"#{inc_id} <script>alert(1)</script> 某县林区 & 火灾")
+        assert "状态：已研判（张三 02:31 确认）" in detail
+        assert "等级：II 重大" in detail and "类别：突发事件" in detail and "涉事责任单位：防火处" in detail
+        assert "分类处置：模糊认识　处置建议：主动发布权威信息，讲清事实" in detail
+        assert "距5小时权威信息发布时限还剩 5小时（07:31 前）" in detail
+        assert "02:31 张三 研判" in detail
+        telegram.push_callback_query(GROUP, OFFICER, f"rel:{inc_id}")
+        prompt = (await w.reply("请回复发布链接"))["plain_text"]
+        assert f"/release {inc_id} " in prompt
+        assert (await w.answer(2))["text"] == "请发送发布链接"
+
+    run(db, telegram, scenario)
+    assert [(r.action, r.allowed) for r in _log(db)] == [("status", True), ("release_prompt", True)]
