@@ -31,8 +31,9 @@ from alerts.engine import AlertEngine, Scheduled
 from alerts.incidents import Candidate, JoinIncident, OpenIncident, correlate, group_key
 from alerts.notifiers import build_notifiers
 from alerts.outbox import Dispatcher, admin_receivers, receivers_of
+from alerts.pickup import ChangePickup
 from alerts.scheduler import DeadlineScheduler
-from alerts.service import ProcessOutcome, Service
+from alerts.service import Hook, ProcessOutcome, Service
 from classifier.classify import Classifier, PostInput
 from classifier.commands import add_commands as add_classifier_commands
 from classifier.commands import load_model
@@ -254,11 +255,12 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
     sources = feed_sources(feeds) if feeds else [s for s in settings.sources if s.enabled]
     scheduler = DeadlineScheduler(engine, Dispatcher(db, notifiers, clock), clock)
     crawl = [sys.executable, "-m", "pipeline", "crawl", "--config", str(loaded.path)]
+    hooks: list[Hook] = [] if once else [ChangePickup(db, clock, scheduler.schedule)]
     bot = None if once else build_bot(settings, env, db=db, clock=clock, tz=tz, schedule=scheduler.schedule,
                                       dispatch=scheduler.dispatcher.dispatch)
     service = Service(db=db, sources=sources, settings=settings, base_dir=loaded.base_dir,
                       scheduler=scheduler, process=process, clock=clock, crawl_command=crawl,
-                      hooks=[bot] if bot is not None else [])
+                      hooks=hooks + ([bot] if bot is not None else []))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
