@@ -20,12 +20,11 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from telegram import BotCommand, LinkPreviewOptions, Message, Update
+from telegram import BotCommand, CallbackQuery, LinkPreviewOptions, Message, Update
 from telegram.constants import ChatType, ParseMode
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
@@ -41,7 +40,19 @@ from telegram.ext import (
 
 from alerts import overview
 from alerts.actions import ActionResult
-from alerts.bot_commands import COMMANDS, HELP, READ_USAGE, BotAction, Runner, acknowledge, parse_command, parse_id
+from alerts.bot_commands import (
+    COMMANDS,
+    HELP,
+    READ_USAGE,
+    REFUSALS,
+    AccessPolicy,
+    BotAction,
+    Runner,
+    Verdict,
+    acknowledge,
+    parse_command,
+    parse_id,
+)
 from alerts.buttons import Button, incident_keyboard, parse_callback
 from alerts.clock import Clock
 from alerts.deadlines import Scheduled
@@ -55,33 +66,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "telegram"
 TEXT_LIMIT = 4000  # below Telegram's 4096 characters, measured on the HTML we send (longer than the text)
 RETRY_START_S, RETRY_MAX_S = 5.0, 300.0
-
-
-class Verdict(StrEnum):
-    ALLOWED = "allowed"
-    CHAT_REFUSED = "chat_refused"  # a chat not on the allow-list
-    USER_REFUSED = "user_refused"  # an allowed chat, but this user may not act
-
-
-REFUSALS: dict[Verdict, str] = {
-    Verdict.CHAT_REFUSED: "⛔ 本会话未获授权使用舆情值班机器人。如需开通，请联系系统管理员。",
-    Verdict.USER_REFUSED: "⛔ 您无权执行此操作（未列入授权人员名单）。如需开通，请联系系统管理员。",
-}
-
-
-@dataclass(frozen=True)
-class AccessPolicy:
-    chat_ids: frozenset[int]
-    user_ids: frozenset[int]
-    allow_private: bool = True
-
-    def check(self, *, chat_id: int, private: bool, user_id: int, write: bool) -> Verdict:
-        user_ok = user_id in self.user_ids
-        if not (chat_id in self.chat_ids or (private and self.allow_private and user_ok)):
-            return Verdict.CHAT_REFUSED
-        if write and not user_ok:
-            return Verdict.USER_REFUSED
-        return Verdict.ALLOWED
 
 
 @dataclass(frozen=True)
@@ -128,9 +112,12 @@ class IncidentBot:
             self._retry = asyncio.create_task(self._keep_trying(), name="telegram-bot-start")
 
     async def _start_once(self) -> None:
-        await self.app.initialize()
-        await self.app.start()
+        await self.app.initialize()  # a no-op once it succeeded (retries resume where they failed)
+        if not self.app.running:
+            await self.app.start()
         assert self.app.updater is not None  # ApplicationBuilder builds one unless told not to
+        if self.app.updater.running:
+            return
         await self.app.updater.start_polling(timeout=timedelta(seconds=self._poll_timeout),
                                              allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY])
         try:
@@ -341,7 +328,7 @@ class IncidentBot:
         except BadRequest as exc:  # too old to edit, deleted, or already showing it
             log.info("telegram bot: could not mark the alert as acknowledged: %s", exc.message)
 
-    async def _answer(self, query: Any, text: str | None, *, alert: bool = False) -> None:
+    async def _answer(self, query: CallbackQuery, text: str | None, *, alert: bool = False) -> None:
         try:
             await query.answer(text[:200] if text else None, show_alert=alert)
         except BadRequest as exc:  # e.g. a press queued while the service was down: too old to answer

@@ -1,4 +1,5 @@
-"""The bot's command vocabulary (pure): what each command does, its usage, and parsing of its arguments.
+"""The bot's vocabulary and rules (pure): who may do what (`AccessPolicy`), what each command does, its usage,
+and parsing of its arguments.
 
 `parse_command("/release 12 https://…")` gives the action, the incident id and a runner that calls
 alerts/actions.py — or a Chinese usage message when the arguments do not fit (no URL, an id that is not a
@@ -16,6 +17,34 @@ from sqlmodel import Session
 
 from alerts import actions
 from alerts.actions import ActionResult
+
+
+class Verdict(StrEnum):
+    ALLOWED = "allowed"
+    CHAT_REFUSED = "chat_refused"  # a chat not on the allow-list
+    USER_REFUSED = "user_refused"  # an allowed chat, but this user may not act
+
+
+REFUSALS: dict[Verdict, str] = {
+    Verdict.CHAT_REFUSED: "⛔ 本会话未获授权使用舆情值班机器人。如需开通，请联系系统管理员。",
+    Verdict.USER_REFUSED: "⛔ 您无权执行此操作（未列入授权人员名单）。如需开通，请联系系统管理员。",
+}
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    chat_ids: frozenset[int]
+    user_ids: frozenset[int]
+    allow_private: bool = True
+
+    def check(self, *, chat_id: int, private: bool, user_id: int, write: bool) -> Verdict:
+        user_ok = user_id in self.user_ids
+        if not (chat_id in self.chat_ids or (private and self.allow_private and user_ok)):
+            return Verdict.CHAT_REFUSED
+        if write and not user_ok:
+            return Verdict.USER_REFUSED
+        return Verdict.ALLOWED
+
 
 Runner = Callable[[Session, int, str, datetime], ActionResult]  # (session, incident id, actor, now)
 EXAMPLE_URL = "https://www.example.gov.cn/xxgk/1.html"

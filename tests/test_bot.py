@@ -9,11 +9,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from alerts import actions
-from alerts.bot import AccessPolicy, IncidentBot
+from alerts.bot import IncidentBot, build_bot
+from alerts.bot_commands import AccessPolicy, BotAction, Verdict, parse_command
 from alerts.clock import FakeClock
 from alerts.deadlines import Scheduled, freeze_policy
 from alerts.engine import AlertEngine
@@ -21,7 +24,9 @@ from alerts.incidents import OpenIncident
 from alerts.notifiers.telegram import TelegramNotifier
 from alerts.outbox import Dispatcher, receivers_of
 from alerts.scheduler import DeadlineScheduler
-from config.loader import load_config
+from config.env import Environment
+from config.loader import load_config, parse_config
+from config.schema import Settings
 from models.db import session_scope
 from models.enums import Category, DeadlineStatus, HandlingType, IncidentStatus, Sentiment, Severity
 from models.tables import ActionLog, Deadline, Incident
@@ -264,3 +269,61 @@ def test_view_button_shows_details_escaped_and_release_button_asks_for_the_link(
 
     run(db, telegram, scenario)
     assert [(r.action, r.allowed) for r in _log(db)] == [("status", True), ("release_prompt", True)]
+
+
+PRIVATE_OFFICER = OFFICER  # a private chat's id is the user's id
+
+
+@pytest.mark.parametrize(("chat", "private", "user", "write", "allow_private", "verdict"), [
+    (GROUP, False, OFFICER, True, True, Verdict.ALLOWED),
+    (GROUP, False, STRANGER, False, True, Verdict.ALLOWED),  # reading is open to the allowed group
+    (GROUP, False, STRANGER, True, True, Verdict.USER_REFUSED),
+    (OTHER_GROUP, False, OFFICER, True, True, Verdict.CHAT_REFUSED),
+    (OTHER_GROUP, False, OFFICER, False, True, Verdict.CHAT_REFUSED),
+    (PRIVATE_OFFICER, True, OFFICER, True, True, Verdict.ALLOWED),
+    (PRIVATE_OFFICER, True, OFFICER, True, False, Verdict.CHAT_REFUSED),
+    (STRANGER, True, STRANGER, False, True, Verdict.CHAT_REFUSED),
+])
+def test_access_policy(chat: int, private: bool, user: int, write: bool, allow_private: bool,
+                       verdict: Verdict) -> None:
+    policy = AccessPolicy(frozenset({GROUP}), frozenset({OFFICER}), allow_private)
+    assert policy.check(chat_id=chat, private=private, user_id=user, write=write) is verdict
+
+
+@pytest.mark.parametrize(("text", "action", "inc_id", "error"), [
+    ("/ack 12", BotAction.ACK, 12, ""),
+    ("/ack@yuqing_test_bot #12", BotAction.ACK, 12, ""),
+    ("/ack １２", BotAction.ACK, 12, ""),  # full-width digits from a Chinese keyboard
+    ("/release 12 https://a.example.cn/1", BotAction.RELEASE, 12, ""),
+    ("/release 12", BotAction.RELEASE, 12, "参数不正确。用法：/release 事件编号 发布链接"),
+    ("/press 12", BotAction.PRESS, 12, ""),
+    ("/update 12 a b", BotAction.UPDATE, 12, "参数不正确"),
+    ("/close 12 已妥善处置", BotAction.CLOSE, 12, ""),
+    ("/dismiss 12 影视 剧情", BotAction.DISMISS, 12, ""),
+    ("/dismiss x", BotAction.DISMISS, None, "事件编号应为数字"),
+    ("/list", None, None, ""),
+])
+def test_parse_command(text: str, action: BotAction | None, inc_id: int | None, error: str) -> None:
+    parsed = parse_command(text)
+    assert (parsed.action, parsed.incident_id) == (action, inc_id)
+    assert error in parsed.error and (parsed.runner is None) == bool(error or action is None)
+
+
+async def _nothing() -> None:
+    return None
+
+
+def test_build_bot_follows_the_config() -> None:
+    db = create_engine("sqlite://")
+    settings = parse_config("alerts:\n  telegram:\n    chat_ids: [-100]\n    allowed_user_ids: [7]\n")
+    env = Environment(telegram_token=TOKEN, telegram_api_base="http://127.0.0.1:9/bot")
+    clock = FakeClock(T0)
+
+    def build(s: Settings, e: Environment) -> IncidentBot | None:
+        return build_bot(s, e, db=db, clock=clock, tz=SH, schedule=lambda item: None, dispatch=_nothing)
+
+    bot = build(settings, env)
+    assert bot is not None and bot.access == AccessPolicy(frozenset({-100}), frozenset({7}), True)
+    assert build(settings, Environment()) is None  # no token
+    off = parse_config("alerts:\n  telegram:\n    bot: false\n")
+    assert build(off, env) is None
