@@ -52,6 +52,8 @@ from alerts.bot_commands import (
     acknowledge,
     parse_command,
     parse_id,
+    prompted_release,
+    release_prompt,
 )
 from alerts.buttons import Button, incident_keyboard, parse_callback
 from alerts.clock import Clock
@@ -99,6 +101,7 @@ class IncidentBot:
                               ("start", self._on_help)):
             self.app.add_handler(CommandHandler(name, handler, filters=only_new))
         self.app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE & only_new, self._on_help))
+        self.app.add_handler(MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND & only_new, self._on_reply))
         self.app.add_error_handler(self._on_error)
 
     # ------------------------------------------------------------------ lifecycle (service hooks)
@@ -168,10 +171,9 @@ class IncidentBot:
             await self._answer(query, None)
             await self._reply(update, self._status_text(caller, inc_id), to=message)
         elif action is BotAction.RELEASE_PROMPT:
-            text = f"请回复发布链接：/release {inc_id} 链接地址\n例如：/release {inc_id} https://www.example.gov.cn/xxgk/1.html"
             self._record(caller, action, inc_id, True, "已提示发送发布链接")
             await self._answer(query, "请发送发布链接")
-            await self._reply(update, html.escape(text), to=message)
+            await self._reply(update, html.escape(release_prompt(inc_id)), to=message)
         else:
             result = self._perform(caller, action, inc_id, acknowledge)
             await self._answer(query, result.message)
@@ -180,10 +182,27 @@ class IncidentBot:
             await self._dispatch_now()
 
     async def _on_action(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        caller, msg = self._caller(update), update.effective_message
-        if caller is None or msg is None or not msg.text:
+        msg = update.effective_message
+        if msg is not None and msg.text:
+            await self._command(update, msg.text)
+
+    async def _on_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A reply to the 已发布 prompt holding just the link counts as `/release ID link`."""
+        msg = update.effective_message
+        prompt = msg.reply_to_message if msg is not None else None
+        if msg is None or not msg.text or prompt is None or prompt.from_user is None:
             return
-        parsed = parse_command(msg.text)
+        if prompt.from_user.id != self.app.bot.id:
+            return
+        command = prompted_release(prompt.text or "", msg.text)
+        if command is not None:
+            await self._command(update, command)
+
+    async def _command(self, update: Update, text: str) -> None:
+        caller = self._caller(update)
+        if caller is None:
+            return
+        parsed = parse_command(text)
         if parsed.action is None:
             return
         if not await self._permitted(update, caller, parsed.action, parsed.incident_id):
@@ -337,7 +356,7 @@ class IncidentBot:
     async def _reply(self, update: Update, text: str, *, to: Message | None = None) -> None:
         target = to or update.effective_message
         chat = update.effective_chat
-        text = _fit(text)
+        text = overview.fit(text, TEXT_LIMIT)
         if target is not None:
             await target.reply_text(text)
         elif chat is not None:
@@ -366,17 +385,3 @@ def _log_row(caller: Caller, action: BotAction, inc_id: int | None, allowed: boo
              now: datetime) -> ActionLog:
     return ActionLog(at=now, channel=CHANNEL, user_id=str(caller.user_id), chat_id=str(caller.chat_id),
                      action=action.value, incident_id=inc_id, allowed=allowed, result=result)
-
-
-def _fit(text: str) -> str:
-    """Keep a reply under Telegram's limit, cutting at a line (lines carry whole tags, so HTML stays valid)."""
-    if len(text) <= TEXT_LIMIT:
-        return text
-    kept: list[str] = []
-    size = 0
-    for line in text.split("\n"):
-        if size + len(line) + 1 > TEXT_LIMIT - 10:
-            break
-        kept.append(line)
-        size += len(line) + 1
-    return "\n".join([*kept, "……"])

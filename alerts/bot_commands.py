@@ -8,6 +8,7 @@ number). Running it (transaction, access check, log) is the bot's business, not 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -173,6 +174,25 @@ def parse_command(text: str) -> ParsedCommand:
     if runner is None:
         return ParsedCommand(spec.action, inc_id, None, f"参数不正确。{usage}")
     return ParsedCommand(spec.action, inc_id, runner)
+
+
+_PROMPT_RE = re.compile(r"/release (\d{1,18}) 链接地址")
+_URL_RE = re.compile(r"https?://\S+")
+
+
+def release_prompt(inc_id: int) -> str:
+    """What the 已发布 button answers: the link is needed, by a reply or by the command."""
+    return (f"请回复本消息并粘贴发布链接，或发送：/release {inc_id} 链接地址\n"
+            f"例如：/release {inc_id} {EXAMPLE_URL}")
+
+
+def prompted_release(prompt: str, reply: str) -> str | None:
+    """The command a reply to the release prompt stands for (None when `prompt` is not one)."""
+    m = _PROMPT_RE.search(prompt)
+    if m is None:
+        return None
+    url = _URL_RE.search(reply)  # "情况通报 https://…" is fine too
+    return f"/release {m.group(1)} {url.group(0) if url else reply.strip()}"
 
 
 def acknowledge(s: Session, inc_id: int, actor: str, now: datetime) -> ActionResult:

@@ -237,6 +237,20 @@ def _kind(value: str) -> EventKind | None:
         return None
 
 
+def fit(text: str, limit: int) -> str:
+    """Keep a message under `limit` characters, cutting at a line (lines carry whole tags, so HTML stays valid)."""
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    size = 0
+    for line in text.split("\n"):
+        if size + len(line) + 1 > limit - 10:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join([*kept, "……"])
+
+
 def _one_line(text: str, limit: int) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"

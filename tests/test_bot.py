@@ -14,7 +14,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from alerts import actions
+from alerts import actions, overview
 from alerts.bot import IncidentBot, build_bot
 from alerts.bot_commands import AccessPolicy, BotAction, Verdict, parse_command
 from alerts.clock import FakeClock
@@ -263,12 +263,24 @@ def test_view_button_shows_details_escaped_and_release_button_asks_for_the_link(
         assert "距5小时权威信息发布时限还剩 5小时（07:31 前）" in detail
         assert "02:31 张三 研判" in detail
         telegram.push_callback_query(GROUP, OFFICER, f"rel:{inc_id}")
-        prompt = (await w.reply("请回复发布链接"))["plain_text"]
-        assert f"/release {inc_id} " in prompt
+        prompt = await w.reply("粘贴发布链接")
+        assert f"/release {inc_id} 链接地址" in prompt["plain_text"]
         assert (await w.answer(2))["text"] == "请发送发布链接"
+        # the officer swipes to reply to the prompt and pastes the link
+        bot_user = {"id": int(TOKEN.split(":")[0]), "is_bot": True, "first_name": "Yuqing Test Bot"}
+        telegram.push_update({"message": {
+            "message_id": 900, "date": 0, "chat": {"id": GROUP, "type": "supergroup", "title": "值班群"},
+            "from": {"id": OFFICER, "is_bot": False, "first_name": "San"}, "text": f"情况通报 {URL}",
+            "reply_to_message": {"message_id": prompt["message_id"], "date": 0, "from": bot_user,
+                                 "chat": {"id": GROUP, "type": "supergroup", "title": "值班群"},
+                                 "text": prompt["plain_text"]},
+        }})
+        await w.reply("已记录事件")
 
     run(db, telegram, scenario)
-    assert [(r.action, r.allowed) for r in _log(db)] == [("status", True), ("release_prompt", True)]
+    assert [(r.action, r.allowed) for r in _log(db)] == [("status", True), ("release_prompt", True),
+                                                         ("release", True)]
+    assert _incident(db, 1).release_url == URL
 
 
 PRIVATE_OFFICER = OFFICER  # a private chat's id is the user's id
@@ -327,3 +339,10 @@ def test_build_bot_follows_the_config() -> None:
     assert build(settings, Environment()) is None  # no token
     off = parse_config("alerts:\n  telegram:\n    bot: false\n")
     assert build(off, env) is None
+
+
+def test_long_replies_are_cut_at_a_line_and_stay_valid_html() -> None:
+    lines = ["<b>未结舆情事件 300 起</b>"] + [f'#{i} <a href="https://x.example.cn/{i}">原文</a>' for i in range(300)]
+    cut = overview.fit("\n".join(lines), 4000)
+    assert len(cut) <= 4000 and cut.endswith("\n……")
+    assert all(line in lines for line in cut.split("\n")[:-1])
