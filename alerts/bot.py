@@ -88,6 +88,7 @@ class IncidentBot:
         self._poll_timeout = poll_timeout
         self._refused: set[tuple[int, int]] = set()
         self._retry: asyncio.Task[None] | None = None
+        self._dispatches: set[asyncio.Task[None]] = set()
         defaults = Defaults(parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True))
         self.app: Application[Any, Any, Any, Any, Any, Any] = (
             ApplicationBuilder().token(token).base_url(base_url).defaults(defaults).job_queue(None)
@@ -150,6 +151,8 @@ class IncidentBot:
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()
+        if self._dispatches:  # bounded by the channels' timeouts
+            await asyncio.gather(*self._dispatches, return_exceptions=True)
 
     # ------------------------------------------------------------------ handlers
 
@@ -179,7 +182,7 @@ class IncidentBot:
             await self._answer(query, result.message)
             if result.ok and message is not None:
                 await self._mark_acknowledged(message, inc_id)
-            await self._dispatch_now()
+            self._dispatch_soon()
 
     async def _on_action(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         msg = update.effective_message
@@ -213,7 +216,7 @@ class IncidentBot:
             return
         result = self._perform(caller, parsed.action, parsed.incident_id, parsed.runner)
         await self._reply(update, self._result_text(result))
-        await self._dispatch_now()
+        self._dispatch_soon()
 
     async def _on_status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         caller = self._caller(update)
@@ -296,6 +299,12 @@ class IncidentBot:
                 s.add(_log_row(caller, action, inc_id, allowed, result, self.clock.now()))
         except SQLAlchemyError as exc:
             log.error("telegram bot: could not write the action log: %s", exc)
+
+    def _dispatch_soon(self) -> None:
+        """Send what the action queued, in the background: a slow channel must not hold up the next update."""
+        task = asyncio.create_task(self._dispatch_now(), name="telegram-bot-dispatch")
+        self._dispatches.add(task)
+        task.add_done_callback(self._dispatches.discard)
 
     async def _dispatch_now(self) -> None:
         try:

@@ -50,7 +50,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps([overview.overview_json(o, now) for o in items], ensure_ascii=False, indent=2))
             else:
-                print(overview.render_list(items, now=now, tz=tz, limit=max(len(items), 1)).text)
+                title = "全部舆情事件" if args.all else "未结舆情事件"
+                print(overview.render_list(items, now=now, tz=tz, limit=max(len(items), 1), title=title).text)
     finally:
         db.dispose()
     return 0

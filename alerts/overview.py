@@ -184,16 +184,17 @@ def render_detail(detail: Detail, *, now: datetime, tz: tzinfo, events: int = 8)
     return _message(f"#{inc.id} {_one_line(inc.title, 120)}", lines)
 
 
-def render_list(items: list[Overview], *, now: datetime, tz: tzinfo, limit: int = 20) -> Message:
+def render_list(items: list[Overview], *, now: datetime, tz: tzinfo, limit: int = 20,
+                title: str = "未结舆情事件") -> Message:
     """The open incidents, nearest pending deadline first, one countdown each."""
     if not items:
-        return Message("当前没有未结的舆情事件。", "当前没有未结的舆情事件。")
+        return Message(f"当前没有{title}。", f"当前没有{title}。")
     lines: list[Line] = []
     for o in items[:limit]:
         lines += [_p(row) for row in list_rows(o, now=now, tz=tz)]
     if len(items) > limit:
         lines.append(_p(f"……另有 {len(items) - limit} 起，完整列表见 yuqing incident list"))
-    return _message(f"未结舆情事件 {len(items)} 起（按最近时限排序）", lines)
+    return _message(f"{title} {len(items)} 起（按最近时限排序）", lines)
 
 
 def list_rows(o: Overview, *, now: datetime, tz: tzinfo) -> list[str]:

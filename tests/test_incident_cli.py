@@ -87,6 +87,8 @@ def test_list_puts_the_nearest_deadline_first_with_countdowns(cli_db: Engine,
     assert rows[0]["next_deadline"]["kind"] == "release_5h" and 9000 < rows[0]["next_deadline"]["remaining_s"] <= 10200
     _, out, _ = yuqing(capsys, "list", "--all", "--json")
     assert [r["id"] for r in json.loads(out)] == [sooner, later, gone]
+    _, out, _ = yuqing(capsys, "list", "--all")
+    assert out.startswith("全部舆情事件 3 起") and f"#{gone}【II 重大】某地谣传大坝溃决　已排除（误报）" in out
 
 
 def test_actions_record_who_acted_and_refuse_bad_input(cli_db: Engine, capsys: pytest.CaptureFixture[str]) -> None:
