@@ -81,11 +81,12 @@ class Caller:
 class IncidentBot:
     def __init__(self, token: str, *, base_url: str, db: Engine, clock: Clock, tz: tzinfo, access: AccessPolicy,
                  schedule: Callable[[Scheduled], None], dispatch: Callable[[], Awaitable[object]],
-                 names: Mapping[int, str] | None = None, timeout: float = 15.0, poll_timeout: float = 10.0) -> None:
+                 names: Mapping[int, str] | None = None, timeout: float = 15.0, poll_timeout: float = 10.0,
+                 retry_start: float = RETRY_START_S) -> None:
         self.db, self.clock, self.tz, self.access = db, clock, tz, access
         self._schedule, self._dispatch = schedule, dispatch
         self._names = dict(names or {})
-        self._poll_timeout = poll_timeout
+        self._poll_timeout, self._retry_start = poll_timeout, retry_start
         self._refused: set[tuple[int, int]] = set()
         self._retry: asyncio.Task[None] | None = None
         self._dispatches: set[asyncio.Task[None]] = set()
@@ -132,7 +133,7 @@ class IncidentBot:
                  len(self.access.user_ids))
 
     async def _keep_trying(self) -> None:
-        delay = RETRY_START_S
+        delay = self._retry_start
         while True:
             await asyncio.sleep(delay)
             try:

@@ -45,7 +45,7 @@ JSON = dict[str, Any]
 class World:
     """One yuqing process: engine, outbox, paused scheduler (driven by the fake clock) and the bot."""
 
-    def __init__(self, db: Engine, server: FakeTelegramServer) -> None:
+    def __init__(self, db: Engine, server: FakeTelegramServer, *, retry_start: float = 5.0) -> None:
         self.db, self.server = db, server
         self.clock = FakeClock(T0)
         self.tg = TelegramNotifier(TOKEN, [GROUP], base_url=server.base_url, timeout=5)
@@ -56,7 +56,7 @@ class World:
         access = AccessPolicy(frozenset({GROUP}), frozenset({OFFICER}))
         self.bot = IncidentBot(TOKEN, base_url=server.base_url, db=db, clock=self.clock, tz=SH, access=access,
                                schedule=self.scheduler.schedule, dispatch=self.dispatcher.dispatch,
-                               names={OFFICER: "张三"}, timeout=5, poll_timeout=1)
+                               names={OFFICER: "张三"}, timeout=5, poll_timeout=1, retry_start=retry_start)
 
     async def open(self, title: str, severity: Severity, first_seen: datetime = T0) -> int:
         with session_scope(self.db) as s:
@@ -89,8 +89,9 @@ class World:
         return dict(answers[0])
 
 
-def run(db: Engine, server: FakeTelegramServer, scenario: Callable[[World], Awaitable[None]]) -> World:
-    world = World(db, server)
+def run(db: Engine, server: FakeTelegramServer, scenario: Callable[[World], Awaitable[None]], *,
+        retry_start: float = 5.0) -> World:
+    world = World(db, server, retry_start=retry_start)
 
     async def main() -> None:
         world.scheduler.start(paused=True)
@@ -281,6 +282,19 @@ def test_view_button_shows_details_escaped_and_release_button_asks_for_the_link(
     assert [(r.action, r.allowed) for r in _log(db)] == [("status", True), ("release_prompt", True),
                                                          ("release", True)]
     assert _incident(db, 1).release_url == URL
+
+
+def test_the_bot_starts_once_telegram_is_reachable_again(db: Engine, telegram: FakeTelegramServer) -> None:
+    telegram.down = True  # 502 Bad Gateway: the service starts anyway, the bot keeps trying
+
+    async def scenario(w: World) -> None:
+        assert not w.bot.app.running
+        telegram.down = False
+        await w.wait(lambda: any(r["method"] == "getUpdates" for r in telegram.requests))
+        telegram.push_message(GROUP, OFFICER, "/help")
+        await w.reply("舆情值班机器人 — 可用命令")
+
+    run(db, telegram, scenario, retry_start=0.05)
 
 
 PRIVATE_OFFICER = OFFICER  # a private chat's id is the user's id
