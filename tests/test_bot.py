@@ -5,6 +5,7 @@ by a stranger, /release stopping the 5 h reminders, /list ordering, and Chinese 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -162,7 +163,10 @@ def test_ack_button_by_an_allowed_user_acknowledges_and_edits_the_alert(db: Engi
         ("ack", str(OFFICER), str(GROUP), True, 1)
 
 
-def test_a_stranger_is_refused_logged_and_changes_nothing(db: Engine, telegram: FakeTelegramServer) -> None:
+def test_a_stranger_is_refused_logged_and_changes_nothing(db: Engine, telegram: FakeTelegramServer,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="alerts.bot")
+
     async def scenario(w: World) -> None:
         inc_id = await w.open("某县林区发生森林火灾", Severity.II)
         await w.reply("某县林区发生森林火灾")
@@ -184,6 +188,8 @@ def test_a_stranger_is_refused_logged_and_changes_nothing(db: Engine, telegram: 
     assert rows == [("ack", str(STRANGER), str(GROUP), False), ("ack", str(OFFICER), str(OTHER_GROUP), False),
                     ("release", str(STRANGER), str(GROUP), False), ("list", str(STRANGER), str(GROUP), True)]
     assert all("refused" in r.result for r in _log(db)[:3])
+    warnings = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(warnings) == 2  # three refusals, two callers: each logged once
     with Session(db) as s:
         assert s.exec(select(Deadline).where(Deadline.status == DeadlineStatus.MET)).all() == []
 
