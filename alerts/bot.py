@@ -180,10 +180,10 @@ class IncidentBot:
             await self._reply(update, html.escape(release_prompt(inc_id)), to=message)
         else:
             result = self._perform(caller, action, inc_id, acknowledge)
+            self._dispatch_soon()
             await self._answer(query, result.message)
             if result.ok and message is not None:
                 await self._mark_acknowledged(message, inc_id)
-            self._dispatch_soon()
 
     async def _on_action(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         msg = update.effective_message
@@ -216,8 +216,8 @@ class IncidentBot:
             await self._reply(update, html.escape(parsed.error))
             return
         result = self._perform(caller, parsed.action, parsed.incident_id, parsed.runner)
-        await self._reply(update, self._result_text(result))
         self._dispatch_soon()
+        await self._reply(update, self._result_text(result))
 
     async def _on_status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         caller = self._caller(update)
