@@ -52,8 +52,9 @@ from alerts.bot_commands import (
     acknowledge,
     parse_command,
     parse_id,
-    prompted_release,
-    release_prompt,
+    prompted_command,
+    publish_command,
+    publish_prompt,
 )
 from alerts.buttons import Button, incident_keyboard, parse_callback
 from alerts.clock import Clock
@@ -177,7 +178,8 @@ class IncidentBot:
         elif action is BotAction.RELEASE_PROMPT:
             self._record(caller, action, inc_id, True, "已提示发送发布链接")
             await self._answer(query, "请发送发布链接")
-            await self._reply(update, html.escape(release_prompt(inc_id)), to=message)
+            prompt = publish_prompt(self._publish_command(inc_id), inc_id)
+            await self._reply(update, html.escape(prompt), to=message)
         else:
             result = self._perform(caller, action, inc_id, acknowledge)
             self._dispatch_soon()
@@ -191,14 +193,14 @@ class IncidentBot:
             await self._command(update, msg.text)
 
     async def _on_reply(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """A reply to the 已发布 prompt holding just the link counts as `/release ID link`."""
+        """A reply to the 已发布 prompt holding the link counts as `/release ID link` (or `/update ID link`)."""
         msg = update.effective_message
         prompt = msg.reply_to_message if msg is not None else None
         if msg is None or not msg.text or prompt is None or prompt.from_user is None:
             return
         if prompt.from_user.id != self.app.bot.id:
             return
-        command = prompted_release(prompt.text or "", msg.text)
+        command = prompted_command(prompt.text or "", msg.text)
         if command is not None:
             await self._command(update, command)
 
@@ -226,9 +228,7 @@ class IncidentBot:
         inc_id = parse_id(context.args[0]) if context.args else None
         if inc_id is None:
             self._record(caller, BotAction.STATUS, None, True, READ_USAGE)
-            await self._reply(update, html.escape(READ_USAGE))
-            return
-        await self._reply(update, self._status_text(caller, inc_id))
+        await self._reply(update, self._status_text(caller, inc_id) if inc_id is not None else html.escape(READ_USAGE))
 
     async def _on_list(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         caller = self._caller(update)
@@ -337,7 +337,11 @@ class IncidentBot:
             inc = detail.overview.incident
             pending = [overview.deadline_line(inc, d, now=now, tz=self.tz) for d in detail.overview.deadlines
                        if d.status == DeadlineStatus.PENDING]
-        return "\n".join([f"✅ {text}", *(html.escape(p) for p in pending)] if pending else [f"✅ {text}"])
+        return "\n".join([f"✅ {text}", *(html.escape(p) for p in pending)])
+
+    def _publish_command(self, inc_id: int) -> str:
+        with session_scope(self.db) as s:
+            return publish_command(overview.pending_actions(s, inc_id))
 
     async def _mark_acknowledged(self, message: Message, inc_id: int) -> None:
         """Show the group who acknowledged: a line under the alert, and the keyboard without 确认."""
@@ -347,13 +351,12 @@ class IncidentBot:
         if who is None or when is None or message.text is None or "已确认" in message.text.splitlines()[-1]:
             return
         line = f"✅ {html.escape(who)} 已确认 {when.astimezone(self.tz):%H:%M}"
-        body = message.text_html
-        text = f"{body}\n\n{line}" if len(body) + len(line) < TEXT_LIMIT else None
+        body, keyboard = message.text_html, incident_keyboard(inc_id, acknowledged=True)
         try:
-            if text is not None:
-                await message.edit_text(text, reply_markup=incident_keyboard(inc_id, acknowledged=True))
-            else:
-                await message.edit_reply_markup(reply_markup=incident_keyboard(inc_id, acknowledged=True))
+            if len(body) + len(line) < TEXT_LIMIT:
+                await message.edit_text(f"{body}\n\n{line}", reply_markup=keyboard)
+            else:  # no room for the line: at least 确认 goes
+                await message.edit_reply_markup(reply_markup=keyboard)
         except BadRequest as exc:  # too old to edit, deleted, or already showing it
             log.info("telegram bot: could not mark the alert as acknowledged: %s", exc.message)
 

@@ -176,23 +176,29 @@ def parse_command(text: str) -> ParsedCommand:
     return ParsedCommand(spec.action, inc_id, runner)
 
 
-_PROMPT_RE = re.compile(r"/release (\d{1,18}) 链接地址")
+_PROMPT_RE = re.compile(r"/(release|update) (\d{1,18}) 链接地址")
 _URL_RE = re.compile(r"https?://\S+")
 
 
-def release_prompt(inc_id: int) -> str:
+def publish_command(pending_met_by: set[str]) -> str:
+    """What 已发布 means for an incident: the authoritative release while a release clock is pending (or nothing
+    is), a continuous update once only update clocks are left."""
+    return "update" if "update" in pending_met_by and "release" not in pending_met_by else "release"
+
+
+def publish_prompt(command: str, inc_id: int) -> str:
     """What the 已发布 button answers: the link is needed, by a reply or by the command."""
-    return (f"请回复本消息并粘贴发布链接，或发送：/release {inc_id} 链接地址\n"
-            f"例如：/release {inc_id} {EXAMPLE_URL}")
+    return (f"请回复本消息并粘贴发布链接，或发送：/{command} {inc_id} 链接地址\n"
+            f"例如：/{command} {inc_id} {EXAMPLE_URL}")
 
 
-def prompted_release(prompt: str, reply: str) -> str | None:
-    """The command a reply to the release prompt stands for (None when `prompt` is not one)."""
+def prompted_command(prompt: str, reply: str) -> str | None:
+    """The command a reply to the publish prompt stands for (None when `prompt` is not one)."""
     m = _PROMPT_RE.search(prompt)
     if m is None:
         return None
     url = _URL_RE.search(reply)  # "情况通报 https://…" is fine too
-    return f"/release {m.group(1)} {url.group(0) if url else reply.strip()}"
+    return f"/{m.group(1)} {m.group(2)} {url.group(0) if url else reply.strip()}"
 
 
 def acknowledge(s: Session, inc_id: int, actor: str, now: datetime) -> ActionResult:

@@ -87,6 +87,16 @@ def load_detail(s: Session, incident_id: int) -> Detail | None:
     return Detail(Overview(inc, rows), events, deliveries)
 
 
+def pending_actions(s: Session, incident_id: int) -> set[str]:
+    """The actions (release / press_conference / update) that would meet the incident's pending clocks."""
+    inc = s.get(Incident, incident_id)
+    if inc is None:
+        return set()
+    rows = s.exec(select(Deadline.kind).where(Deadline.incident_id == incident_id,
+                                              Deadline.status == DeadlineStatus.PENDING)).all()
+    return {dl.met_by(inc.policy, kind) for kind in rows}
+
+
 # ---------------------------------------------------------------- rendering
 
 

@@ -273,21 +273,44 @@ def test_view_button_shows_details_escaped_and_release_button_asks_for_the_link(
         prompt = await w.reply("粘贴发布链接")
         assert f"/release {inc_id} 链接地址" in prompt["plain_text"]
         assert (await w.answer(2))["text"] == "请发送发布链接"
-        # the officer swipes to reply to the prompt and pastes the link
-        bot_user = {"id": int(TOKEN.split(":")[0]), "is_bot": True, "first_name": "Yuqing Test Bot"}
-        telegram.push_update({"message": {
-            "message_id": 900, "date": 0, "chat": {"id": GROUP, "type": "supergroup", "title": "值班群"},
-            "from": {"id": OFFICER, "is_bot": False, "first_name": "San"}, "text": f"情况通报 {URL}",
-            "reply_to_message": {"message_id": prompt["message_id"], "date": 0, "from": bot_user,
-                                 "chat": {"id": GROUP, "type": "supergroup", "title": "值班群"},
-                                 "text": prompt["plain_text"]},
-        }})
+        _reply_to(telegram, prompt, OFFICER, f"情况通报 {URL}")
         await w.reply("已记录事件")
 
     run(db, telegram, scenario)
     assert [(r.action, r.allowed) for r in _log(db)] == [("status", True), ("release_prompt", True),
                                                          ("release", True)]
     assert _incident(db, 1).release_url == URL
+
+
+def _reply_to(server: FakeTelegramServer, prompt: JSON, user: int, text: str) -> None:
+    """The officer swipes to reply to the bot's prompt and pastes `text`."""
+    chat = {"id": GROUP, "type": "supergroup", "title": "值班群"}
+    bot_user = {"id": int(TOKEN.split(":")[0]), "is_bot": True, "first_name": "Yuqing Test Bot"}
+    server.push_update({"message": {
+        "message_id": 10_000 + prompt["message_id"], "date": 0, "chat": chat, "text": text,
+        "from": {"id": user, "is_bot": False, "first_name": "San"},
+        "reply_to_message": {"message_id": prompt["message_id"], "date": 0, "from": bot_user, "chat": chat,
+                             "text": prompt["plain_text"]},
+    }})
+
+
+def test_published_means_a_continuous_update_once_only_updates_are_due(db: Engine,
+                                                                       telegram: FakeTelegramServer) -> None:
+    async def scenario(w: World) -> None:
+        inc_id = await w.open("某县林区发生森林火灾", Severity.II)
+        with session_scope(w.db) as s:
+            actions.release(s, inc_id, actor="张三", now=T0 + H, url=URL)
+            actions.press_conference(s, inc_id, actor="张三", now=T0 + 2 * H)
+        telegram.push_callback_query(GROUP, OFFICER, f"rel:{inc_id}")
+        prompt = await w.reply("粘贴发布链接")
+        assert f"/update {inc_id} 链接地址" in prompt["plain_text"]
+        _reply_to(telegram, prompt, OFFICER, "https://lyj.example.gov.cn/tzgg/2026/1122.html")
+        await w.reply("已记录事件 #1 后续发布")
+
+    run(db, telegram, scenario)
+    with Session(db) as s:
+        update = s.exec(select(Deadline).where(Deadline.kind == "update", Deadline.seq == 1)).one()
+    assert update.status == DeadlineStatus.MET and update.met_ref.endswith("1122.html")
 
 
 def test_the_bot_starts_once_telegram_is_reachable_again(db: Engine, telegram: FakeTelegramServer) -> None:
