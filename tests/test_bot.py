@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from alerts.incidents import OpenIncident
 from alerts.notifiers.telegram import TelegramNotifier
 from alerts.outbox import Dispatcher, receivers_of
 from alerts.scheduler import DeadlineScheduler
+from alerts.service import ProcessOutcome, Service
 from config.env import Environment
 from config.loader import load_config, parse_config
 from config.schema import Settings
@@ -389,3 +391,21 @@ def test_long_replies_are_cut_at_a_line_and_stay_valid_html() -> None:
     cut = overview.fit("\n".join(lines), 4000)
     assert len(cut) <= 4000 and cut.endswith("\n……")
     assert all(line in lines for line in cut.split("\n")[:-1])
+
+
+def test_the_service_starts_the_bot_and_stops_it(db: Engine, telegram: FakeTelegramServer) -> None:
+    w = World(db, telegram)
+    service = Service(db=db, sources=[], settings=load_config().settings, base_dir=Path("."),
+                      scheduler=w.scheduler, process=lambda now: ProcessOutcome(), clock=w.clock, hooks=[w.bot])
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(service.run(stop))
+        telegram.push_message(GROUP, OFFICER, "/help")
+        await w.reply("舆情值班机器人 — 可用命令")
+        stop.set()
+        await running
+        await w.tg.close()
+
+    asyncio.run(main())
+    assert not w.bot.app.running and not w.scheduler.aps.running
