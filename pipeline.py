@@ -23,7 +23,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from alerts.bot import build_bot
 from alerts.clock import Clock, SystemClock
+from alerts.commands import add_commands as add_incident_commands
 from alerts.deadlines import freeze_policy
 from alerts.engine import AlertEngine, Scheduled
 from alerts.escalation import Router
@@ -31,10 +33,11 @@ from alerts.incidents import Candidate, JoinIncident, OpenIncident, correlate, g
 from alerts.notifiers import build_notifiers
 from alerts.notifiers.base import Notifier
 from alerts.outbox import Dispatcher, admin_receivers, receivers_of
+from alerts.pickup import ChangePickup
 from alerts.roster import people_of, sync_config
 from alerts.roster_cli import add_commands as add_roster_commands
 from alerts.scheduler import DeadlineScheduler
-from alerts.service import ProcessOutcome, Service
+from alerts.service import Hook, ProcessOutcome, Service
 from classifier.classify import Classifier, PostInput
 from classifier.commands import add_commands as add_classifier_commands
 from classifier.commands import load_model
@@ -278,8 +281,13 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
     sources = feed_sources(feeds) if feeds else [s for s in settings.sources if s.enabled]
     scheduler = DeadlineScheduler(engine, Dispatcher(db, notifiers, clock), clock)
     crawl = [sys.executable, "-m", "pipeline", "crawl", "--config", str(loaded.path)]
+    hooks: list[Hook] = [] if once else [ChangePickup(db, clock, scheduler.schedule)]
+    names = {p.telegram: p.name for p in people_of(settings.roster).values() if p.telegram is not None}
+    bot = None if once else build_bot(settings, env, db=db, clock=clock, tz=tz, schedule=scheduler.schedule,
+                                      dispatch=scheduler.dispatcher.dispatch, names=names)
     service = Service(db=db, sources=sources, settings=settings, base_dir=loaded.base_dir,
-                      scheduler=scheduler, process=process, clock=clock, crawl_command=crawl)
+                      scheduler=scheduler, process=process, clock=clock, crawl_command=crawl,
+                      hooks=hooks + ([bot] if bot is not None else []))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -339,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_classifier_commands(sub)
     add_ingest_commands(sub)
     add_roster_commands(sub)
+    add_incident_commands(sub)
     return p
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -57,10 +58,19 @@ class ProcessOutcome:
 Process = Callable[[datetime], ProcessOutcome]
 
 
+class Hook(Protocol):
+    """A component living as long as the service (the Telegram bot): started after reconcile, stopped first."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Service:
     def __init__(
         self, *, db: Engine, sources: list[SourceSettings], settings: Settings, base_dir: Path,
         scheduler: DeadlineScheduler, process: Process, clock: Clock, crawl_command: list[str] | None = None,
+        hooks: Sequence[Hook] = (),
     ) -> None:
         self.db = db
         self.sources = sources
@@ -71,12 +81,15 @@ class Service:
         self.clock = clock
         self.crawl_command = crawl_command or []  # argv prefix running `yuqing crawl NAME` in a new process
         self._busy = asyncio.Lock()
+        self.hooks = list(hooks)
 
     async def start(self) -> None:
         """Reconcile deadlines, flush the outbox left by a previous run, poll every source once."""
         self.scheduler.start()
         self.scheduler.reconcile()
         await self.scheduler.dispatcher.dispatch()
+        for hook in self.hooks:  # before the first polls, which may take long: officers can act at once
+            await hook.start()
         await self.process_pending()
         aps = self.scheduler.aps
         for src in self.sources:
@@ -92,10 +105,20 @@ class Service:
                     max_instances=1)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.start()
-        log.info("running; %d source(s); press Ctrl-C to stop", len(self.sources))
-        await stop.wait()
-        self.scheduler.shutdown()
+        try:
+            await self.start()
+            log.info("running; %d source(s); press Ctrl-C to stop", len(self.sources))
+            await stop.wait()
+        finally:
+            await self.stop_hooks()
+            self.scheduler.shutdown()
+
+    async def stop_hooks(self) -> None:
+        for hook in reversed(self.hooks):
+            try:
+                await hook.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(hook).__name__)
 
     async def poll(self, src: SourceSettings) -> None:
         now = self.clock.now()

@@ -359,6 +359,10 @@ class TelegramSettings(Strict):
     enabled: bool = True
     chat_ids: list[int] = Field(default_factory=list)
     timeout: Duration = timedelta(seconds=15)
+    bot: bool = True  # answer the alert buttons and commands (polls getUpdates; run one instance per token)
+    allowed_chat_ids: list[int] = Field(default_factory=list)  # chats the bot serves (empty: the alert chats)
+    allowed_user_ids: list[int] = Field(default_factory=list)  # users who may act (empty: nobody)
+    allow_private: bool = True  # an allowed user may also use the bot in a private chat
 
 
 class RobotSettings(Strict):

@@ -2,7 +2,8 @@
 
 The Bot API base URL is configurable (YUQING_TELEGRAM_API_BASE), which is how tests point the real library
 at a local fake server. Failures are classified: 400/403/401 are fatal, network errors, 5xx and 429 are
-transient (429 carries retry_after).
+transient (429 carries retry_after). An alert about an incident an officer can act on (`meta.actions`) carries
+the inline buttons 确认 / 已发布 / 查看, answered by the bot (alerts/bot.py).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import ClassVar, Literal
 
-from telegram import Bot, LinkPreviewOptions
+from telegram import Bot, InlineKeyboardMarkup, LinkPreviewOptions
 from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.request import HTTPXRequest
 
+from alerts.buttons import incident_keyboard
 from alerts.notifiers.base import DeliveryError, NotConfiguredError, SendMeta
 
 
@@ -47,6 +49,7 @@ class TelegramNotifier:
                 text=body,
                 parse_mode=ParseMode.HTML,
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
+                reply_markup=_buttons(meta),
             )
         except RetryAfter as exc:
             after = exc.retry_after  # a timedelta under PTB_TIMEDELTA (set by pipeline.main), else seconds
@@ -65,3 +68,9 @@ class TelegramNotifier:
                 await self._bot.shutdown()
             finally:
                 self._ready = False
+
+
+def _buttons(meta: SendMeta | None) -> InlineKeyboardMarkup | None:
+    if meta is None or not meta.actions or meta.incident_id is None:
+        return None
+    return incident_keyboard(meta.incident_id)
