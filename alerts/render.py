@@ -2,7 +2,8 @@
 
 Wording is a contract: deadlines are named by their label (权威信息发布, 新闻发布会, 回应), a countdown reads
 "距5小时权威信息发布时限还剩 4小时59分", an overdue notice contains "已超时" and the label, and drill messages
-start with 【演练】. Crawled text is untrusted and escaped in HTML.
+start with 【演练】. Crawled text is untrusted and escaped in HTML. A measured incident's heat follows the facts
+on their line: "热度：↑ 37条/10分钟，来源 9 个".
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ class IncidentView:
     post_count: int
     drill: bool
     time_scale: float
+    # heat (热度), shown on the facts line when measured: "热度：↑ 37条/10分钟，来源 9 个"
+    heat: float | None = None
+    heat_trend: str = "steady"  # rising / steady / falling
+    heat_recent: int = 0  # posts in the last heat window
+    heat_window_s: float = 600.0
+    source_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -142,7 +149,19 @@ def _facts(incident: IncidentView) -> tuple[str, str]:
         f"类别：{incident.category.label}　等级：{incident.severity.value} {incident.severity.label}"
         f"　情感：{incident.sentiment.label}"
     )
+    if incident.heat is not None:
+        text += f"　{heat_text(incident)}"
     return text, html.escape(text)
+
+
+_TREND_ARROW = {"rising": "↑", "steady": "→", "falling": "↓"}
+
+
+def heat_text(incident: IncidentView) -> str:
+    """热度：↑ 37条/10分钟，来源 9 个 — the trend, posts in the last window, distinct sources."""
+    arrow = _TREND_ARROW.get(incident.heat_trend, "→")
+    return (f"热度：{arrow} {incident.heat_recent}条/{format_span(incident.heat_window_s)}，"
+            f"来源 {incident.source_count} 个")
 
 
 def _link(url: str) -> tuple[str, str]:
