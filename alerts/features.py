@@ -21,11 +21,13 @@ import functools
 import logging
 import math
 import re
+import statistics
 import threading
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from classifier.segment import STOPWORDS
@@ -47,6 +49,7 @@ _AUTONOMOUS = re.compile(rf"^(.{{2,}}?)(?:(?:{ETHNIC})族)*自治(?:州|县|区|
 _LOCAL_SUFFIX = "市州县区旗盟"
 _MINOR_SUFFIX = "镇乡村"
 _SUFFIXES = "省" + _LOCAL_SUFFIX + _MINOR_SUFFIX
+_FUNCTION_TAGS = "mqrpcudy"  # numerals, measure words, pronouns, prepositions, conjunctions, particles …
 _GENERIC_HEAD = "某该本全各此这那每我贵外"
 NON_PLACES = _wordlist(
     "中国 全国 国内 国外 境内 境外 海外 各地 外地 本地 当地 城市 都市 城区 市区 郊区 山区 林区 景区 社区 地区 "
@@ -114,18 +117,17 @@ class FeatureExtractor:
             with self._lock:
                 if self._tok is None:
                     import jieba
-                    import jieba.posseg
-                    from jieba.analyse.tfidf import DEFAULT_IDF, IDFLoader
 
                     jieba.setLogLevel(logging.WARNING)
                     tok = jieba.Tokenizer()
                     tok.initialize()
                     for term in self.jurisdiction:
                         tok.add_word(term, 1000, "ns")
-                    self._tags = dict(jieba.posseg.POSTokenizer(tok).word_tag_tab)
+                    home = Path(jieba.__file__).parent  # tables read here: jieba.posseg / jieba.analyse would
+                    self._tags = _tags(home / "dict.txt")  # load them again as import-time globals
                     self._tags.update({term: "ns" for term in self.jurisdiction})
-                    loader = IDFLoader(DEFAULT_IDF)
-                    self._idf, self._median_idf = loader.idf_freq, loader.median_idf
+                    self._idf = _idf(home / "analyse" / "idf.txt")
+                    self._median_idf = statistics.median(self._idf.values()) if self._idf else 10.0
                     self._tok = tok
         return self._tok
 
@@ -152,7 +154,7 @@ class FeatureExtractor:
 
     def _is_term(self, w: str) -> bool:
         return (len(w) >= 2 and bool(_WORD.search(w)) and w not in STOPWORDS and w not in NEWS_WORDS
-                and not w.isdigit() and self._tags.get(w, "n")[0] not in "mqrpcudy")
+                and not w.isdigit() and self._tags.get(w, "n")[0] not in _FUNCTION_TAGS)
 
     def _places(self, words: list[str]) -> set[str]:
         out: set[str] = set()
@@ -161,7 +163,7 @@ class FeatureExtractor:
                 continue
             nxt = words[i + 1] if i + 1 < len(words) else ""
             tag = self._tags.get(w)
-            if len(nxt) == 1 and nxt in _SUFFIXES and 2 <= len(w) <= 5 and (tag is None or tag[0] in "nis"):
+            if len(nxt) == 1 and nxt in _SUFFIXES and 2 <= len(w) <= 5 and tag in (None, "ns"):
                 out.add(w + nxt)  # 木里 + 县
             elif self._is_place(w, tag):
                 out.add(w)
@@ -170,6 +172,27 @@ class FeatureExtractor:
     def _is_place(self, w: str, tag: str | None) -> bool:
         named = len(w) >= 3 and (w[-1] in _SUFFIXES or w.endswith("自治州")) and tag in (None, "ns")
         return named or tag == "ns" or w in PROVINCES or w in self.stems
+
+
+def _tags(path: Path) -> dict[str, str]:
+    """Part-of-speech tags of jieba's dictionary that matter here: places (ns), verbs and function words."""
+    out: dict[str, str] = {}
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and (parts[2] == "ns" or parts[2][0] in _FUNCTION_TAGS + "v"):
+                out[parts[0]] = parts[2]
+    return out
+
+
+def _idf(path: Path) -> dict[str, float]:
+    out: dict[str, float] = {}
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            word, _, value = line.strip().partition(" ")
+            if value:
+                out[word] = float(value)
+    return out
 
 
 def _fold(text: str) -> str:

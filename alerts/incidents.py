@@ -176,24 +176,32 @@ class _Match:
 
 
 class _Index:
-    """Inverted index from keywords and place stems to clusters, so a post is scored only against the
-    incidents that share something with it."""
+    """Weighted postings from keywords to clusters: a post's topical similarity to every incident that shares a
+    keyword with it is summed term by term (an accumulator), so it is never compared with the others."""
 
     def __init__(self) -> None:
-        self.by_term: dict[str, set[int]] = defaultdict(set)
+        self.postings: dict[str, dict[int, float]] = defaultdict(dict)
         self.clusters: dict[int, _Cluster] = {}
+        self._terms: dict[int, tuple[str, ...]] = {}
 
     def add(self, c: _Cluster) -> None:
+        """Index a cluster, or re-index it after its features changed."""
+        for term in self._terms.get(c.id, ()):
+            self.postings[term].pop(c.id, None)
         c.refresh()
         self.clusters[c.id] = c
-        for key in (*c.features.get("terms", {}), *c.features.get("places", {})):
-            self.by_term[key].add(c.id)
+        terms: Mapping[str, float] = c.features.get("terms", {})
+        self._terms[c.id] = tuple(terms)
+        for term, weight in terms.items():
+            self.postings[term][c.id] = weight
 
-    def near(self, post: PostFeatures) -> list[_Cluster]:
-        ids: set[int] = set()
-        for key in (*post.terms, *post.places):
-            ids |= self.by_term.get(key, set())
-        return [self.clusters[i] for i in sorted(ids)]
+    def topics(self, post: PostFeatures) -> dict[int, float]:
+        """Cosine similarity of the post to each cluster sharing a keyword with it."""
+        acc: dict[int, float] = defaultdict(float)
+        for term, weight in post.terms.items():
+            for cid, w in self.postings.get(term, {}).items():
+                acc[cid] += weight * w
+        return {cid: dot / self.clusters[cid].norm for cid, dot in acc.items() if self.clusters[cid].norm}
 
 
 def place_relation(post: PostFeatures, places: Mapping[str, str]) -> tuple[tuple[str, ...], bool]:
@@ -213,12 +221,8 @@ def place_relation(post: PostFeatures, places: Mapping[str, str]) -> tuple[tuple
     return (), False
 
 
-def score(post: PostFeatures, c: _Cluster, params: CorrelationParams) -> _Match | None:
-    terms: Mapping[str, float] = c.features.get("terms", {})
-    if not c.norm:
-        return None
-    common = [(k, v * terms[k]) for k, v in post.terms.items() if k in terms]
-    topic = sum(x for _, x in common) / c.norm
+def score(post: PostFeatures, c: _Cluster, topic: float, params: CorrelationParams) -> _Match | None:
+    """The join score of a post for a cluster it is `topic` similar to (None: it may not join)."""
     if topic < params.min_topic:
         return None
     shared, conflict = place_relation(post, c.features.get("places", {}))
@@ -227,8 +231,9 @@ def score(post: PostFeatures, c: _Cluster, params: CorrelationParams) -> _Match 
     total = topic + params.place_bonus * min(len(shared), 2)
     if total < params.join_score:
         return None
-    keywords = tuple(k for k, _ in sorted(common, key=lambda kx: -kx[1])[:5])
-    return _Match(c, round(total, 4), shared, keywords)
+    terms: Mapping[str, float] = c.features.get("terms", {})
+    common = sorted((k for k in post.terms if k in terms), key=lambda k: -post.terms[k] * terms[k])
+    return _Match(c, round(total, 4), shared, tuple(common[:5]))
 
 
 def correlate(candidates: list[Candidate], open_incidents: Iterable[IncidentState], *, now: datetime,
@@ -252,7 +257,7 @@ def correlate(candidates: list[Candidate], open_incidents: Iterable[IncidentStat
             continue
         feats = extractor.extract(cand.post.title, cand.post.text)
         at = cand.post.fetched_at
-        match = _best(feats, index.near(feats), v.category, at, params)
+        match = _best(feats, index, v.category, at, params)
         key = group_key(cand.post)
         if match is None and key in by_key:
             match = _Match(index.clusters[by_key[key]], 1.0, (), ())
@@ -274,14 +279,16 @@ def correlate(candidates: list[Candidate], open_incidents: Iterable[IncidentStat
     return [_opening(x) if isinstance(x, _Cluster) else x for x in changes]
 
 
-def _best(feats: PostFeatures, near: list[_Cluster], category: Category, at: datetime,
+def _best(feats: PostFeatures, index: _Index, category: Category, at: datetime,
           params: CorrelationParams) -> _Match | None:
     best: _Match | None = None
-    for c in near:
-        if not params.compatible_with(category, c.category) or at - c.last_at > params.window:
+    for cid, topic in index.topics(feats).items():
+        c = index.clusters[cid]
+        if topic < params.min_topic or at - c.last_at > params.window \
+                or not params.compatible_with(category, c.category):
             continue
-        m = score(feats, c, params)
-        if m is not None and (best is None or m.score > best.score):
+        m = score(feats, c, topic, params)
+        if m is not None and (best is None or (m.score, -m.cluster.id) > (best.score, -best.cluster.id)):
             best = m
     return best
 
