@@ -21,7 +21,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -33,8 +32,8 @@ from alerts.engine import AlertEngine, Scheduled
 from alerts.features import extractor_for
 from alerts.heat import HeatParams
 from alerts.incident_merge_cli import add_commands as add_merge_commands
-from alerts.incidents import Candidate, CorrelationParams, IncidentState, JoinIncident, OpenIncident, correlate
-from alerts.merge import measure_heat, post_mentions
+from alerts.incidents import Candidate, CorrelationParams, JoinIncident, OpenIncident, correlate
+from alerts.merge import adopt_copies, measure_heat, open_incident_states, post_mentions, with_copies
 from alerts.notifiers import build_notifiers
 from alerts.outbox import Dispatcher, admin_receivers, receivers_of
 from alerts.scheduler import DeadlineScheduler
@@ -54,7 +53,7 @@ from crawlers.neardup import NearDupIndex, signature
 from crawlers.normalize import NormalizedPost, NormalizeError, normalize
 from crawlers.store import first_copy_signatures
 from models.db import session_scope
-from models.enums import Category, DeadlineStatus, EventKind, IncidentStatus, RawPostStatus, Severity
+from models.enums import DeadlineStatus, EventKind, RawPostStatus, Severity
 from models.migrate import open_database
 from models.tables import Classification, Deadline, Incident, IncidentEvent, Post, RawPost
 
@@ -183,17 +182,17 @@ def _apply_changes(
     incident that grew in this batch."""
     heat_params = HeatParams.from_settings(settings.incidents.heat)
     extractor = extractor_for(tuple(settings.profile.jurisdiction))
-    states = _open_incidents(session, now - settings.incidents.window)
+    states = open_incident_states(session, now - settings.incidents.window)
     for change in correlate(candidates, states, now=now, params=CorrelationParams.from_settings(settings),
                             extractor=extractor):
         if isinstance(change, OpenIncident):
-            reading = heat.measure(post_mentions(session, _with_copies(session, change.post_ids)), now=now,
+            reading = heat.measure(post_mentions(session, with_copies(session, change.post_ids)), now=now,
                                    params=heat_params)
             change = replace(change, features={**change.features, "heat": reading.detail()}, heat=reading.score,
                              heat_trend=reading.trend.value, source_count=max(reading.sources, 1))
             inc = engine.open_incident(session, change, policy, now)
             assert inc.id is not None
-            _adopt_copies(session, change.post_ids, inc.id)
+            adopt_copies(session, change.post_ids, inc.id)
             out.incidents += 1
             rows = session.exec(select(Deadline).where(Deadline.incident_id == inc.id)
                                 .where(Deadline.status == DeadlineStatus.PENDING)).all()
@@ -207,16 +206,6 @@ def _apply_changes(
             measure_heat(session, grown, now, heat_params)
 
 
-def _open_incidents(session: Session, since: datetime) -> list[IncidentState]:
-    """Open incidents whose last post is recent enough to be joined."""
-    open_states = [st.value for st in IncidentStatus if st.is_open]
-    last = func.coalesce(col(Incident.last_post_at), col(Incident.updated_at))
-    rows = session.exec(select(Incident).where(col(Incident.status).in_(open_states)).where(last >= since)).all()
-    return [IncidentState(inc.id, Category(inc.category), Severity(inc.severity), inc.first_seen_at,
-                          inc.last_post_at or inc.updated_at, inc.title, inc.features, IncidentStatus(inc.status),
-                          inc.group_key) for inc in rows if inc.id is not None]
-
-
 def _join(session: Session, change: JoinIncident, now: datetime) -> list[Scheduled]:
     """A post joins an open incident; a more severe post raises the incident's severity."""
     post = session.get(Post, change.post_id)
@@ -224,7 +213,7 @@ def _join(session: Session, change: JoinIncident, now: datetime) -> list[Schedul
     if post is None or inc is None:
         return []
     post.incident_id = change.incident_id
-    _adopt_copies(session, (change.post_id,), change.incident_id)
+    adopt_copies(session, (change.post_id,), change.incident_id)
     if change.features is not None:
         inc.features = dict(change.features)  # other keys (the heat reading) ride along; re-measured below
     _grow(session, change.incident_id, now, count=max(post.spread_count, 1),
@@ -235,19 +224,6 @@ def _join(session: Session, change: JoinIncident, now: datetime) -> list[Schedul
     result = change_severity(session, change.incident_id, change.severity, actor="system", now=now,
                              reason=f"新信息 #{change.post_id}「{title}」显示等级为 {change.severity.value}")
     return result.scheduled
-
-
-def _with_copies(session: Session, post_ids: Iterable[int]) -> list[int]:
-    ids = list(post_ids)
-    copies = session.exec(select(Post.id).where(col(Post.duplicate_of_id).in_(ids))).all()
-    return ids + [i for i in copies if i is not None]
-
-
-def _adopt_copies(session: Session, post_ids: Iterable[int], incident_id: int) -> None:
-    """Near copies stored in the same batch as their first post follow it into its incident."""
-    for copy in session.exec(select(Post).where(col(Post.duplicate_of_id).in_(list(post_ids)))
-                             .where(col(Post.incident_id).is_(None))).all():
-        copy.incident_id = incident_id
 
 
 _GREWN = "yuqing.grown_incidents"  # session.info key: incidents whose heat is re-measured at the end of the batch

@@ -14,7 +14,8 @@ scheduler after commit; refusals are results with a Chinese message.
   classifications; the original keeps its clocks (a split never moves a running statutory clock later).
   SPLIT events on both sides.
 - `measure_heat` / `post_mentions`: the heat of an incident read from its posts and every copy of them
-  (raw rows); used here and by the pipeline after posts join.
+  (raw rows); used here and by the pipeline after posts join. `open_incident_states`, `with_copies` and
+  `adopt_copies` are the pipeline's other reads and writes of incident rows around correlation.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -34,7 +35,7 @@ from alerts.actions import ActionResult
 from alerts.deadlines import Scheduled
 from alerts.events import record
 from alerts.features import FeatureExtractor
-from alerts.incidents import features_of, union
+from alerts.incidents import IncidentState, features_of, union
 from config.schema import UPDATE_KIND
 from models.enums import Category, DeadlineStatus, EventKind, IncidentStatus, Severity
 from models.tables import Classification, Incident, Post, RawPost
@@ -98,6 +99,33 @@ def _host(url: str) -> str:
         return (urlsplit(url).hostname or "").lower()
     except ValueError:
         return ""
+
+
+# ---------------------------------------------------------------- incident rows for the pipeline
+
+
+def open_incident_states(session: Session, since: datetime) -> list[IncidentState]:
+    """Open incidents whose last post is recent enough to be joined, as correlation sees them."""
+    open_states = [st.value for st in IncidentStatus if st.is_open]
+    last = func.coalesce(col(Incident.last_post_at), col(Incident.updated_at))
+    rows = session.exec(select(Incident).where(col(Incident.status).in_(open_states)).where(last >= since)).all()
+    return [IncidentState(inc.id, Category(inc.category), Severity(inc.severity), inc.first_seen_at,
+                          inc.last_post_at or inc.updated_at, inc.title, inc.features, IncidentStatus(inc.status),
+                          inc.group_key) for inc in rows if inc.id is not None]
+
+
+def with_copies(session: Session, post_ids: Iterable[int]) -> list[int]:
+    """The posts and their near copies."""
+    ids = list(post_ids)
+    copies = session.exec(select(Post.id).where(col(Post.duplicate_of_id).in_(ids))).all()
+    return ids + [i for i in copies if i is not None]
+
+
+def adopt_copies(session: Session, post_ids: Iterable[int], incident_id: int) -> None:
+    """Near copies stored in the same batch as their first post follow it into its incident."""
+    for copy in session.exec(select(Post).where(col(Post.duplicate_of_id).in_(list(post_ids)))
+                             .where(col(Post.incident_id).is_(None))).all():
+        copy.incident_id = incident_id
 
 
 # ---------------------------------------------------------------- merge

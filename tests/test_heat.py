@@ -94,6 +94,9 @@ def test_opening_alert_shows_heat_as_in_users_md() -> None:
     assert "热度：↓ 2条/30分钟，来源 3 个" in falling.html
     unmeasured = render(NotifyReason.OPENED, _view(), [], now=T0, tz=SH)
     assert unmeasured.text.splitlines()[1] == "类别：突发事件　等级：II 重大　情感：负面"
+    later = render(NotifyReason.REMINDER, _view(heat=62.0, heat_trend="rising", heat_recent=37, source_count=9), [],
+                   now=T0 + timedelta(hours=4), tz=SH)
+    assert "热度" not in later.text  # measured when posts arrived: not repeated hours later
 
 
 def test_timeline_records_heat_changes_not_every_post(db: Engine, model: TextModel, settings: Settings) -> None:
