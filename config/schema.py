@@ -426,7 +426,7 @@ class IncidentSettings(Strict):
     """Correlation: which posts join one incident (one real-world event)."""
 
     window: Duration = timedelta(hours=48)  # a post joins only an incident whose last post is this recent
-    min_topic: float = Field(default=0.2, ge=0.0, le=1.0)  # topical similarity needed in any case
+    min_topic: float = Field(default=0.2, gt=0.0, le=1.0)  # topical similarity needed in any case (>0)
     join_score: float = Field(default=0.45, gt=0.0, le=2.0)  # topic + place bonus needed to join
     place_bonus: float = Field(default=0.2, ge=0.0, le=1.0)  # per place post and incident share (at most two)
     # Categories that may share an incident besides the same category (pairs).
