@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,19 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from alerts import heat
+from alerts.actions import change_severity
 from alerts.bot import build_bot
 from alerts.clock import Clock, SystemClock
 from alerts.commands import add_commands as add_incident_commands
 from alerts.deadlines import freeze_policy
 from alerts.engine import AlertEngine, Scheduled
-from alerts.escalation import Router
-from alerts.incidents import Candidate, JoinIncident, OpenIncident, correlate, group_key
+from alerts.escalation import Router, Trigger
+from alerts.features import extractor_for
+from alerts.heat import HeatParams
+from alerts.incident_merge_cli import add_commands as add_merge_commands
+from alerts.incidents import Candidate, CorrelationParams, JoinIncident, OpenIncident, correlate
+from alerts.merge import adopt_copies, measure_heat, open_incident_states, post_mentions, with_copies
 from alerts.notifiers import build_notifiers
 from alerts.notifiers.base import Notifier
 from alerts.outbox import Dispatcher, admin_receivers, receivers_of
@@ -53,7 +60,7 @@ from crawlers.neardup import NearDupIndex, signature
 from crawlers.normalize import NormalizedPost, NormalizeError, normalize
 from crawlers.store import first_copy_signatures
 from models.db import session_scope
-from models.enums import DeadlineStatus, EventKind, IncidentStatus, RawPostStatus
+from models.enums import DeadlineStatus, EventKind, RawPostStatus, Severity
 from models.migrate import open_database
 from models.tables import Classification, Deadline, Incident, IncidentEvent, Post, RawPost
 
@@ -82,7 +89,6 @@ def process_batch(
             raw.status, raw.error = RawPostStatus.FAILED, str(exc)
             out.failed += 1
     new_posts = _dedup(session, fresh, out, now, neardup)
-    threshold = settings.classifier.relevance_threshold
     verdicts = classifier.classify([
         PostInput(p.full_text, source=p.source, author=p.author, url=p.url, metrics=p.metrics) for _, p, _ in new_posts
     ])
@@ -98,7 +104,7 @@ def process_batch(
         ))
         candidates.append(Candidate(post.id, norm, verdict))
     out.posts = len(new_posts)
-    _apply_changes(session, candidates, engine, policy, threshold, now, out)
+    _apply_changes(session, candidates, engine, policy, settings, now, out)
     return out
 
 
@@ -175,18 +181,25 @@ def _near_copy_of(session: Session, neardup: NearDupIndex | None, sig: bytes, no
 
 
 def _apply_changes(
-    session: Session, candidates: list[Candidate], engine: AlertEngine, policy: dict[str, Any], threshold: float,
+    session: Session, candidates: list[Candidate], engine: AlertEngine, policy: dict[str, Any], settings: Settings,
     now: datetime, out: ProcessOutcome,
 ) -> None:
-    keys = list({group_key(c.post) for c in candidates})
-    open_groups = {
-        inc.group_key: inc.id
-        for inc in session.exec(select(Incident).where(col(Incident.group_key).in_(keys))).all()
-        if inc.id is not None and IncidentStatus(inc.status).is_open
-    }
-    for change in correlate(candidates, open_groups, threshold=threshold):
+    """Correlate the batch's candidates with the open incidents, open and grow incidents (raising severity when
+    a joining post shows more: its clocks are re-planned from first detection), then re-measure the heat of every
+    incident that grew in this batch."""
+    heat_params = HeatParams.from_settings(settings.incidents.heat)
+    extractor = extractor_for(tuple(settings.profile.jurisdiction))
+    states = open_incident_states(session, now - settings.incidents.window)
+    for change in correlate(candidates, states, now=now, params=CorrelationParams.from_settings(settings),
+                            extractor=extractor):
         if isinstance(change, OpenIncident):
+            reading = heat.measure(post_mentions(session, with_copies(session, change.post_ids)), now=now,
+                                   params=heat_params)
+            change = replace(change, features={**change.features, "heat": reading.detail()}, heat=reading.score,
+                             heat_trend=reading.trend.value, source_count=max(reading.sources, 1))
             inc = engine.open_incident(session, change, policy, now)
+            assert inc.id is not None
+            adopt_copies(session, change.post_ids, inc.id)
             out.incidents += 1
             rows = session.exec(select(Deadline).where(Deadline.incident_id == inc.id)
                                 .where(Deadline.status == DeadlineStatus.PENDING)).all()
@@ -194,19 +207,46 @@ def _apply_changes(
                               if d.id is not None and d.next_notice_at is not None]
             out.scheduled += engine.triggers(session, inc, now)
         elif isinstance(change, JoinIncident):
-            post = session.get(Post, change.post_id)
-            if post is not None:
-                post.incident_id = change.incident_id
-            _grow(session, change.incident_id, now)
+            out.scheduled += _join(session, engine, change, now)
+    for incident_id in sorted(session.info.pop(_GREWN, set())):
+        grown = session.get(Incident, incident_id)
+        if grown is not None:
+            measure_heat(session, grown, now, heat_params)
 
 
-def _grow(session: Session, incident_id: int, now: datetime) -> None:
+def _join(session: Session, engine: AlertEngine, change: JoinIncident, now: datetime) -> list[Trigger]:
+    """A post joins an open incident; a more severe post raises the incident's severity."""
+    post = session.get(Post, change.post_id)
+    inc = session.get(Incident, change.incident_id)
+    if post is None or inc is None:
+        return []
+    post.incident_id = change.incident_id
+    adopt_copies(session, (change.post_id,), change.incident_id)
+    if change.features is not None:
+        inc.features = dict(change.features)  # other keys (the heat reading) ride along; re-measured below
+    _grow(session, change.incident_id, now, count=max(post.spread_count, 1),
+          detail={"post_id": change.post_id, "score": change.score, **change.matched})
+    if change.severity is None or not change.severity.rank < Severity(inc.severity).rank:
+        return []
+    title = " ".join((post.title or post.text[:40]).split())[:60]
+    result = change_severity(session, change.incident_id, change.severity, actor="system", now=now,
+                             reason=f"新信息 #{change.post_id}「{title}」显示等级为 {change.severity.value}")
+    return [*result.scheduled, *engine.severity_changed(session, change.incident_id, now)]
+
+
+_GREWN = "yuqing.grown_incidents"  # session.info key: incidents whose heat is re-measured at the end of the batch
+
+
+def _grow(session: Session, incident_id: int, now: datetime, *, count: int = 1,
+          detail: dict[str, Any] | None = None) -> None:
     inc = session.get(Incident, incident_id)
     if inc is not None:
-        inc.post_count += 1
+        inc.post_count += count
         inc.updated_at = now
+        inc.last_post_at = max(inc.last_post_at or now, now)
+        session.info.setdefault(_GREWN, set()).add(incident_id)
         session.add(IncidentEvent(incident_id=incident_id, at=now, actor="system", kind=EventKind.GREW.value,
-                                  detail={"post_count": inc.post_count}))
+                                  detail={"post_count": inc.post_count, **(detail or {})}))
 
 
 # ---------------------------------------------------------------- building components
@@ -348,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ingest_commands(sub)
     add_roster_commands(sub)
     add_incident_commands(sub)
+    add_merge_commands(sub)
     return p
 
 

@@ -21,6 +21,7 @@ from alerts import deadlines as dl
 from alerts import escalation as esc
 from alerts.deadlines import Scheduled as Scheduled
 from alerts.escalation import EscalationDue, Router, Trigger, Wake
+from alerts.heat import view_fields
 from alerts.incidents import OpenIncident
 from alerts.outbox import Receiver, enqueue, record_superseded
 from alerts.render import DeadlineView, EscalationView, IncidentView, SourceHealthView, render, render_health
@@ -65,7 +66,9 @@ class AlertEngine:
             severity=change.severity.value, sentiment=change.sentiment.value, status=IncidentStatus.NEW,
             first_seen_at=change.first_seen_at, opened_at=now, updated_at=now, source=change.source,
             source_url=change.source_url, post_count=len(change.post_ids), policy=policy,
-            drill=bool(policy.get("drill")),
+            drill=bool(policy.get("drill")), features=dict(change.features),
+            last_post_at=change.last_post_at or change.first_seen_at, heat=change.heat,
+            heat_trend=change.heat_trend, source_count=change.source_count,
         )
         session.add(inc)
         session.flush()
@@ -285,6 +288,7 @@ def incident_view(inc: Incident) -> IncidentView:
         id=inc.id, title=inc.title, category=Category(inc.category), severity=Severity(inc.severity),
         sentiment=Sentiment(inc.sentiment), first_seen_at=inc.first_seen_at, source=inc.source,
         source_url=inc.source_url, post_count=inc.post_count, drill=inc.drill, time_scale=dl.scale(inc.policy),
+        **view_fields(heat=inc.heat, trend=inc.heat_trend, source_count=inc.source_count, features=inc.features),
     )
 
 

@@ -2,7 +2,9 @@
 
 Wording is a contract: deadlines are named by their label (权威信息发布, 新闻发布会, 回应), a countdown reads
 "距5小时权威信息发布时限还剩 4小时59分", an overdue notice contains "已超时" and the label, and drill messages
-start with 【演练】. Crawled text is untrusted and escaped in HTML.
+start with 【演练】. Crawled text is untrusted and escaped in HTML. In the opening alert a measured incident's
+heat follows the facts on their line: "热度：↑ 37条/10分钟，来源 9 个" (it is measured as posts arrive, so later
+notices, hours on, leave it out rather than show a stale speed).
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ class IncidentView:
     post_count: int
     drill: bool
     time_scale: float
+    # heat (热度), shown on the facts line when measured: "热度：↑ 37条/10分钟，来源 9 个"
+    heat: float | None = None
+    heat_trend: str = "steady"  # rising / steady / falling
+    heat_recent: int = 0  # posts in the last heat window
+    heat_window_s: float = 600.0
+    source_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,7 @@ def render(
         due = _display_due(subject)
         text = f"{_deadline_name(subject)}时限已于 {_when(due, now, incident, tz)} 到期，尚未标记完成。"
         lines.append((text, html.escape(text)))
-    lines.append(_facts(incident))
+    lines.append(_facts(incident, heat=reason is NotifyReason.OPENED))
     seen = f"首次发现：{_when(incident.first_seen_at, now, incident, tz)}（{incident.source}）"
     lines.append((seen, html.escape(seen)))
     shown = [subject] if reason is NotifyReason.REMINDER and subject is not None else deadlines
@@ -173,12 +181,24 @@ def _headline(reason: NotifyReason, incident: IncidentView, subject: DeadlineVie
     return f"{drill}{_TITLE_MARK[incident.severity]}{title}"
 
 
-def _facts(incident: IncidentView) -> tuple[str, str]:
+def _facts(incident: IncidentView, *, heat: bool = False) -> tuple[str, str]:
     text = (
         f"类别：{incident.category.label}　等级：{incident.severity.value} {incident.severity.label}"
         f"　情感：{incident.sentiment.label}"
     )
+    if heat and incident.heat is not None:  # measured as posts arrive: current in the opening alert only
+        text += f"　{heat_text(incident)}"
     return text, html.escape(text)
+
+
+_TREND_ARROW = {"rising": "↑", "steady": "→", "falling": "↓"}
+
+
+def heat_text(incident: IncidentView) -> str:
+    """热度：↑ 37条/10分钟，来源 9 个 — the trend, posts in the last window, distinct sources."""
+    arrow = _TREND_ARROW.get(incident.heat_trend, "→")
+    return (f"热度：{arrow} {incident.heat_recent}条/{format_span(incident.heat_window_s)}，"
+            f"来源 {incident.source_count} 个")
 
 
 def _link(url: str) -> tuple[str, str]:
