@@ -23,11 +23,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from alerts.audit import Auditor
 from alerts.clock import Clock, SystemClock
 from alerts.deadlines import freeze_policy
 from alerts.engine import AlertEngine, Scheduled
 from alerts.incidents import Candidate, JoinIncident, OpenIncident, correlate, group_key
+from alerts.lease import Lease, LeaseKeeper, read_lease
 from alerts.notifiers import build_notifiers
+from alerts.ops_cli import add_commands as add_ops_commands
 from alerts.outbox import Dispatcher, admin_receivers, receivers_of
 from alerts.scheduler import DeadlineScheduler
 from alerts.service import ProcessOutcome, Service
@@ -224,7 +227,7 @@ def feed_sources(urls: Iterable[str]) -> list[SourceSettings]:
 
 
 async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], drill: float | None,
-                once: bool, clock: Clock) -> None:
+                once: bool, clock: Clock) -> int:
     settings = loaded.settings
     tz = ZoneInfo(settings.agency.timezone)
     db = open_database(env.database_url)
@@ -250,24 +253,44 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
         return out
 
     sources = feed_sources(feeds) if feeds else [s for s in settings.sources if s.enabled]
-    scheduler = DeadlineScheduler(engine, Dispatcher(db, notifiers, clock), clock)
+    scheduler = DeadlineScheduler(engine, Dispatcher(db, notifiers, clock), clock,
+                                  horizon=settings.ops.schedule_horizon)
     crawl = [sys.executable, "-m", "pipeline", "crawl", "--config", str(loaded.path)]
+    lease = Lease(db, ttl=settings.ops.lease_ttl)
+    auditor = Auditor(db, scheduler, clock, admin=engine.admin, tz=tz, grace=settings.ops.audit_grace,
+                      heartbeat_at=settings.ops.heartbeat_time, holder=lease.holder)
     service = Service(db=db, sources=sources, settings=settings, base_dir=loaded.base_dir,
-                      scheduler=scheduler, process=process, clock=clock, crawl_command=crawl)
+                      scheduler=scheduler, process=process, clock=clock, crawl_command=crawl, auditor=auditor)
+    service.keeper = LeaseKeeper(lease, clock, on_gain=service.activate, on_loss=service.deactivate)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         if once:
-            await service.start()
-            scheduler.shutdown()
-        else:
-            await service.run(stop)
+            return await _run_once(service, lease, clock)
+        await service.run(stop)
+        return 0
     finally:
         for n in notifiers:
             await n.close()
         db.dispose()
+
+
+async def _run_once(service: Service, lease: Lease, clock: Clock) -> int:
+    """`run --once` sends alerts too, so it needs the scheduler lease like the service does."""
+    if not lease.try_acquire(clock.now()):
+        info = read_lease(lease.db)
+        holder = info.holder if info is not None else "?"
+        log.error("another yuqing run (%s) is the active scheduler on this database; --once did nothing", holder)
+        return 1
+    try:
+        service.keeper = None
+        await service.start()
+    finally:
+        service.scheduler.shutdown()
+        lease.release(clock.now())
+    return 0
 
 
 # ---------------------------------------------------------------- commands
@@ -277,9 +300,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
     if args.drill is not None and args.drill <= 0:
         raise SystemExit("yuqing run: --drill must be a positive number")
-    asyncio.run(serve(loaded, Environment.from_environ(), feeds=args.feed or [], drill=args.drill,
-                      once=args.once, clock=SystemClock()))
-    return 0
+    return asyncio.run(serve(loaded, Environment.from_environ(), feeds=args.feed or [], drill=args.drill,
+                             once=args.once, clock=SystemClock()))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -312,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("upgrade", help="migrate the database schema to the latest version").set_defaults(func=cmd_db)
     add_classifier_commands(sub)
     add_ingest_commands(sub)
+    add_ops_commands(sub)
     return p
 
 

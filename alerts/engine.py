@@ -125,14 +125,16 @@ class AlertEngine:
                 incident_id=inc.id, deadline_id=d.id)
         _event(s, inc.id, now, EventKind.NOTIFIED, {"alert_key": key})
 
-    def reconcile(self) -> list[Scheduled]:
-        """Triggers for every pending deadline (overdue ones included: the scheduler fires them at once)."""
+    def reconcile(self, until: datetime | None = None) -> list[Scheduled]:
+        """Triggers for every pending deadline (overdue ones included: the scheduler fires them at once), or only
+        for those whose next notice is due by `until`."""
+        query = (select(Deadline.id, Deadline.token, Deadline.next_notice_at)
+                 .where(Deadline.status == DeadlineStatus.PENDING)
+                 .where(col(Deadline.next_notice_at).is_not(None)))
+        if until is not None:
+            query = query.where(col(Deadline.next_notice_at) <= until)
         with session_scope(self.db) as s:
-            rows = s.exec(
-                select(Deadline.id, Deadline.token, Deadline.next_notice_at)
-                .where(Deadline.status == DeadlineStatus.PENDING)
-                .where(col(Deadline.next_notice_at).is_not(None))
-            ).all()
+            rows = s.exec(query).all()
         return [Scheduled(i, t, at) for i, t, at in rows if i is not None and at is not None]
 
 

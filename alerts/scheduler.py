@@ -7,9 +7,11 @@ job from the pending deadlines at start-up; an overdue one is fired at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.clock import Clock, FakeClock
@@ -20,10 +22,16 @@ log = logging.getLogger(__name__)
 
 
 class DeadlineScheduler:
-    def __init__(self, engine: AlertEngine, dispatcher: Dispatcher, clock: Clock) -> None:
+    """`horizon`: only notices due within it get a job; `sweep()` (a periodic job of the service) adds the later
+    ones as they come near, so start-up and memory stay small with many pending deadlines. None: every pending
+    deadline gets its job at once (tests driving a fake clock)."""
+
+    def __init__(self, engine: AlertEngine, dispatcher: Dispatcher, clock: Clock,
+                 horizon: timedelta | None = None) -> None:
         self.engine = engine
         self.dispatcher = dispatcher
         self.clock = clock
+        self.horizon = horizon
         self.aps = AsyncIOScheduler(timezone="UTC", job_defaults={"misfire_grace_time": None, "coalesce": True})
 
     def start(self, *, paused: bool = False) -> None:
@@ -35,20 +43,38 @@ class DeadlineScheduler:
             self.aps.shutdown(wait=False)
 
     def schedule(self, item: Scheduled) -> None:
-        self.aps.add_job(
-            self._fire, "date", run_date=item.at, args=[item.deadline_id, item.token],
-            id=f"deadline:{item.deadline_id}", replace_existing=True,
-        )
+        job_id = f"deadline:{item.deadline_id}"
+        if self.horizon is not None and item.at > self.clock.now() + self.horizon:
+            with contextlib.suppress(JobLookupError):
+                self.aps.remove_job(job_id)  # an older trigger of this deadline; the sweep makes the new one
+            return
+        self.aps.add_job(self._fire, "date", run_date=item.at, args=[item.deadline_id, item.token], id=job_id,
+                         replace_existing=True)
 
     def reconcile(self) -> int:
-        """Re-create a job for every pending deadline; return how many."""
-        items = self.engine.reconcile()
+        """Re-create a job for every pending deadline (within the horizon); return how many."""
+        now = self.clock.now()
+        items = self.engine.reconcile(until=now + self.horizon if self.horizon is not None else None)
         for item in items:
             self.schedule(item)
-        now = self.clock.now()
         overdue = sum(1 for i in items if i.at <= now)
-        log.info("reconciled %d pending deadline trigger(s), %d due now", len(items), overdue)
+        later = f" (later ones are added as they come within {self.horizon})" if self.horizon is not None else ""
+        log.info("reconciled %d pending deadline trigger(s), %d due now%s", len(items), overdue, later)
         return len(items)
+
+    async def sweep(self) -> int:
+        """Add the triggers that came within the horizon since the last sweep; return how many were added."""
+        if self.horizon is None:
+            return 0
+        added = 0
+        for item in self.engine.reconcile(until=self.clock.now() + self.horizon):
+            job = self.aps.get_job(f"deadline:{item.deadline_id}")
+            if job is None or tuple(job.args) != (item.deadline_id, item.token) or job.next_run_time != item.at:
+                self.schedule(item)
+                added += 1
+        if added:
+            log.info("deadline sweep: %d trigger(s) came within %s", added, self.horizon)
+        return added
 
     async def _fire(self, deadline_id: int, token: int) -> None:
         for item in self.engine.fire(deadline_id, token, self.clock.now()):
