@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from alerts.clock import Clock, FakeClock
 from alerts.engine import AlertEngine, Scheduled
 from alerts.outbox import Dispatcher
+from config.durations import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class DeadlineScheduler:
         for item in items:
             self.schedule(item)
         overdue = sum(1 for i in items if i.at <= now)
-        later = f" (later ones are added as they come within {self.horizon})" if self.horizon is not None else ""
+        window = format_duration(self.horizon) if self.horizon is not None else ""
+        later = f" (later ones are added as they come within {window})" if window else ""
         log.info("reconciled %d pending deadline trigger(s), %d due now%s", len(items), overdue, later)
         return len(items)
 
@@ -73,7 +75,7 @@ class DeadlineScheduler:
                 self.schedule(item)
                 added += 1
         if added:
-            log.info("deadline sweep: %d trigger(s) came within %s", added, self.horizon)
+            log.info("deadline sweep: %d trigger(s) came within %s", added, format_duration(self.horizon))
         return added
 
     async def _fire(self, deadline_id: int, token: int) -> None:
