@@ -161,3 +161,31 @@ def test_heartbeat_missed_while_down_is_sent_late_once(db: Engine, model: TextMo
     asyncio.run(life(_local(21, 10, 0), (8, 30)))  # down at 08:30, up at 10:00
     asyncio.run(life(_local(21, 10, 5), (8, 30)))  # and a restart soon after
     assert [d.alert_key for d in _deliveries(db, NotifyReason.HEARTBEAT)] == ["heartbeat:2026-11-21"]
+
+
+def test_triggers_beyond_the_horizon_are_swept_in_on_time(db: Engine, model: TextModel, settings: Settings) -> None:
+    """With a trigger horizon (as `yuqing run` uses), far notices get no job at first; the periodic sweep adds
+    each one before it is due, so every notice still fires on time and the audit finds nothing late."""
+    h = Harness(db, model, settings, FakeClock(T0))
+    h.scheduler.horizon = H
+    audit = _auditor(h)
+
+    async def life() -> None:
+        await h.start()
+        h.ingest(FEED)
+        await h.process()
+        assert [j for j, _ in h.scheduler.pending_jobs()] == []  # first notices at 4 h and 20 h: beyond 1 h
+        step = timedelta(minutes=15)  # the service sweeps every horizon / 4
+        at = T0
+        while at < T0 + 25 * H:
+            at += step
+            await h.scheduler.sweep()
+            assert all(run <= h.clock.now() + H for _, run in h.scheduler.pending_jobs())
+            await h.advance_to(at)
+            assert await audit.audit() == []
+        h.stop()
+
+    asyncio.run(life())
+    heads = [m.splitlines()[0][:8] for m in h.console_messages()]
+    assert heads == ["【特别重大舆情】", "【提醒】【特别重", "【提醒】【特别重", "【超时】权威信息",
+                     "【提醒】【特别重", "【提醒】【特别重", "【超时】新闻发布"]
