@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from sqlalchemy import case, insert, literal, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from alerts.clock import Clock
 from models.db import UTCDateTime
@@ -135,7 +135,7 @@ class LeaseKeeper:
     async def _acquire(self, now: datetime) -> None:
         try:
             got = self.lease.try_acquire(now)
-        except OperationalError as exc:
+        except SQLAlchemyError as exc:
             log.warning("scheduler lease: cannot reach the database (%s); staying standby", exc.__class__.__name__)
             return
         if not got:
@@ -144,7 +144,12 @@ class LeaseKeeper:
         self.state, self.valid_until, self._waiting_logged = LeaseState.ACTIVE, now + self.lease.ttl, None
         log.info("scheduler lease acquired by %s (expires after %ss without renewal); this process is the "
                  "active scheduler", self.lease.holder, int(self.lease.ttl.total_seconds()))
-        await self.on_gain()
+        try:
+            await self.on_gain()
+        except Exception:
+            log.exception("taking over as the active scheduler failed; giving the lease up and retrying")
+            await self.on_loss()
+            await self.release()
 
     async def _renew(self, now: datetime) -> None:
         try:
@@ -152,7 +157,7 @@ class LeaseKeeper:
                 self.valid_until = now + self.lease.ttl
                 return
             reason = "another process holds it now"
-        except OperationalError as exc:
+        except SQLAlchemyError as exc:
             if self.valid_until is not None and now < self.valid_until:
                 log.warning("scheduler lease: renewal failed (%s); retrying until %s", exc.__class__.__name__,
                             self.valid_until.isoformat(timespec="seconds"))
@@ -177,6 +182,6 @@ class LeaseKeeper:
             try:
                 self.lease.release(self.clock.now())
                 log.info("scheduler lease released by %s", self.lease.holder)
-            except OperationalError as exc:
+            except SQLAlchemyError as exc:
                 log.warning("scheduler lease: could not release (%s); it expires on its own", exc.__class__.__name__)
             self.state, self.valid_until = LeaseState.STANDBY, None

@@ -157,3 +157,27 @@ def test_status_command_names_the_holder(db: Engine, capsys: pytest.CaptureFixtu
     Lease(db, ttl=TTL, holder="host-a:1:aa").release(now)
     assert main(["status", "--json"]) == 1
     assert '"active": false' in capsys.readouterr().out
+
+
+def test_failed_take_over_gives_the_lease_back(db: Engine) -> None:
+    clock = FakeClock(T0)
+    calls: list[str] = []
+
+    async def gain() -> None:
+        calls.append("gain")
+        if len(calls) == 1:
+            raise RuntimeError("reconcile failed")  # e.g. the database went away half-way
+
+    async def loss() -> None:
+        calls.append("loss")
+
+    async def scenario() -> None:
+        keeper = LeaseKeeper(Lease(db, ttl=TTL, holder="host-a:1:aa"), clock, on_gain=gain, on_loss=loss)
+        assert await keeper.tick() is LeaseState.STANDBY
+        info = read_lease(db)
+        assert info is not None and not info.active(clock.now())  # released: another node may take over now
+        clock.advance(timedelta(seconds=10))
+        assert await keeper.tick() is LeaseState.ACTIVE
+
+    asyncio.run(scenario())
+    assert calls == ["gain", "loss", "gain"]
