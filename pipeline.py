@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -245,9 +245,8 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
             with session_scope(db) as s:
                 out = process_batch(s, classifier=classifier, settings=settings, engine=engine, policy=policy,
                                     now=now, tz=tz, neardup=neardup)
-        except Exception:
-            with session_scope(db) as s:  # ids flushed in the failed batch may not exist: start again from the db
-                neardup.rebuild(first_copy_signatures(s, now - settings.dedup.near_window))
+        except Exception:  # ids flushed in the failed batch may not exist: start again from the db
+            refresh_near_index(neardup, db, settings, now)
             raise
         neardup.evict(now)
         return out
@@ -256,12 +255,10 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
     scheduler = DeadlineScheduler(engine, Dispatcher(db, notifiers, clock), clock,
                                   horizon=settings.ops.schedule_horizon)
     crawl = [sys.executable, "-m", "pipeline", "crawl", "--config", str(loaded.path)]
-    lease = Lease(db, ttl=settings.ops.lease_ttl)
-    auditor = Auditor(db, scheduler, clock, admin=engine.admin, tz=tz, grace=settings.ops.audit_grace,
-                      heartbeat_at=settings.ops.heartbeat_time, holder=lease.holder)
     service = Service(db=db, sources=sources, settings=settings, base_dir=loaded.base_dir,
-                      scheduler=scheduler, process=process, clock=clock, crawl_command=crawl, auditor=auditor)
-    service.keeper = LeaseKeeper(lease, clock, on_gain=service.activate, on_loss=service.deactivate)
+                      scheduler=scheduler, process=process, clock=clock, crawl_command=crawl)
+    lease = single_active(service, engine, clock, tz,
+                          refresh=lambda now: refresh_near_index(neardup, db, settings, now))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -275,6 +272,32 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
         for n in notifiers:
             await n.close()
         db.dispose()
+
+
+def refresh_near_index(index: NearDupIndex, db: Engine, settings: Settings, now: datetime) -> None:
+    with session_scope(db) as s:
+        index.rebuild(first_copy_signatures(s, now - settings.dedup.near_window))
+
+
+def single_active(service: Service, engine: AlertEngine, clock: Clock, tz: tzinfo,
+                  refresh: Callable[[datetime], None]) -> Lease:
+    """One active scheduler per database: the service runs behind a lease (`ops.lease_*`) and, while active,
+    the audit job and the heartbeat. A standby refreshes its near-duplicate index when it takes over (posts
+    were processed by the other process meanwhile)."""
+    ops = service.settings.ops
+    lease = Lease(service.db, ttl=ops.lease_ttl)
+    service.auditor = Auditor(service.db, service.scheduler, clock, admin=engine.admin, tz=tz, grace=ops.audit_grace,
+                              heartbeat_at=ops.heartbeat_time, holder=lease.holder)
+
+    started = clock.now()
+
+    async def take_over() -> None:
+        if clock.now() - started > ops.lease_renew:  # not the first attempt at start-up: the index may be stale
+            refresh(clock.now())
+        await service.activate()
+
+    service.keeper = LeaseKeeper(lease, clock, on_gain=take_over, on_loss=service.deactivate)
+    return lease
 
 
 async def _run_once(service: Service, lease: Lease, clock: Clock) -> int:

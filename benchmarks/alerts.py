@@ -7,6 +7,8 @@
     out through the real dispatcher and python-telegram-bot to the in-process fake Bot API server.
     Latency per incident = the fake server's accept time of the first message naming it (its
     事件编号 #id, so batched messages count too) minus the commit time of its transaction; p50/p90/p99/max.
+    `latency_without_queue_s` takes out the wait behind earlier messages to the same chat (sent one at a time,
+    in order): from the later of its commit and the previous acceptance to its own acceptance.
     The fake server does not rate-limit, so these are figures outside rate-limit waits: the real Bot API
     accepts about 30 messages/s overall and 20/min per group, so a burst of 1,000 to one chat takes at
     least 33 s there unless the notification stage folds it into fewer messages.
