@@ -406,8 +406,8 @@ class OpsSettings(Strict):
         if value is False or value is None:  # YAML 1.1 reads an unquoted off as false
             return "off"
         if isinstance(value, int) and not isinstance(value, bool):
-            raise ValueError('quote the time, e.g. "08:30" (unquoted, YAML reads 08:30 as a number)')
-        if isinstance(value, str) and value != "off" and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError('quote the time, e.g. "08:30" (unquoted, YAML reads 8:30 as a number)')
+        if isinstance(value, str) and value != "off" and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", value):
             raise ValueError(f'{value!r} is not a time of day: use "HH:MM" (e.g. "08:30") or "off"')
         return value
 
