@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from alerts import heat
 from alerts.actions import change_severity
+from alerts.audit import Auditor
 from alerts.bot import build_bot
 from alerts.clock import Clock, SystemClock
 from alerts.commands import add_commands as add_incident_commands
@@ -36,9 +37,11 @@ from alerts.features import extractor_for
 from alerts.heat import HeatParams
 from alerts.incident_merge_cli import add_commands as add_merge_commands
 from alerts.incidents import Candidate, CorrelationParams, JoinIncident, OpenIncident, correlate
+from alerts.lease import Lease, LeaseKeeper, read_lease
 from alerts.merge import adopt_copies, measure_heat, open_incident_states, post_mentions, with_copies
 from alerts.notifiers import build_notifiers
 from alerts.notifiers.base import Notifier
+from alerts.ops_cli import add_commands as add_ops_commands
 from alerts.outbox import Dispatcher, admin_receivers, receivers_of
 from alerts.pickup import ChangePickup
 from alerts.roster import people_of, sync_config
@@ -291,7 +294,7 @@ def feed_sources(urls: Iterable[str]) -> list[SourceSettings]:
 
 
 async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], drill: float | None,
-                once: bool, clock: Clock) -> None:
+                once: bool, clock: Clock) -> int:
     settings = loaded.settings
     tz = ZoneInfo(settings.agency.timezone)
     db = open_database(env.database_url)
@@ -311,15 +314,15 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
             with session_scope(db) as s:
                 out = process_batch(s, classifier=classifier, settings=settings, engine=engine, policy=policy,
                                     now=now, tz=tz, neardup=neardup)
-        except Exception:
-            with session_scope(db) as s:  # ids flushed in the failed batch may not exist: start again from the db
-                neardup.rebuild(first_copy_signatures(s, now - settings.dedup.near_window))
+        except Exception:  # ids flushed in the failed batch may not exist: start again from the db
+            refresh_near_index(neardup, db, settings, now)
             raise
         neardup.evict(now)
         return out
 
     sources = feed_sources(feeds) if feeds else [s for s in settings.sources if s.enabled]
-    scheduler = DeadlineScheduler(engine, Dispatcher(db, notifiers, clock), clock)
+    scheduler = DeadlineScheduler(engine, Dispatcher(db, notifiers, clock), clock,
+                                  horizon=settings.ops.schedule_horizon)
     crawl = [sys.executable, "-m", "pipeline", "crawl", "--config", str(loaded.path)]
     hooks: list[Hook] = [] if once else [ChangePickup(db, clock, scheduler.schedule)]
     names = {p.telegram: p.name for p in people_of(settings.roster).values() if p.telegram is not None}
@@ -328,20 +331,63 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
     service = Service(db=db, sources=sources, settings=settings, base_dir=loaded.base_dir,
                       scheduler=scheduler, process=process, clock=clock, crawl_command=crawl,
                       hooks=hooks + ([bot] if bot is not None else []))
+    lease = single_active(service, engine, clock, tz,
+                          refresh=lambda now: refresh_near_index(neardup, db, settings, now))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
         if once:
-            await service.start()
-            scheduler.shutdown()
-        else:
-            await service.run(stop)
+            return await _run_once(service, lease, clock)
+        await service.run(stop)
+        return 0
     finally:
         for n in notifiers:
             await n.close()
         db.dispose()
+
+
+def refresh_near_index(index: NearDupIndex, db: Engine, settings: Settings, now: datetime) -> None:
+    with session_scope(db) as s:
+        index.rebuild(first_copy_signatures(s, now - settings.dedup.near_window))
+
+
+def single_active(service: Service, engine: AlertEngine, clock: Clock, tz: tzinfo,
+                  refresh: Callable[[datetime], None]) -> Lease:
+    """One active scheduler per database: the service runs behind a lease (`ops.lease_*`) and, while active,
+    the audit job and the heartbeat. A standby refreshes its near-duplicate index when it takes over (posts
+    were processed by the other process meanwhile)."""
+    ops = service.settings.ops
+    lease = Lease(service.db, ttl=ops.lease_ttl)
+    service.auditor = Auditor(service.db, service.scheduler, clock, admin=engine.admin, tz=tz, grace=ops.audit_grace,
+                              heartbeat_at=ops.heartbeat_time, holder=lease.holder)
+
+    started = clock.now()
+
+    async def take_over() -> None:
+        if clock.now() - started > ops.lease_renew:  # not the first attempt at start-up: the index may be stale
+            refresh(clock.now())
+        await service.activate()
+
+    service.keeper = LeaseKeeper(lease, clock, on_gain=take_over, on_loss=service.deactivate)
+    return lease
+
+
+async def _run_once(service: Service, lease: Lease, clock: Clock) -> int:
+    """`run --once` sends alerts too, so it needs the scheduler lease like the service does."""
+    if not lease.try_acquire(clock.now()):
+        info = read_lease(lease.db)
+        holder = info.holder if info is not None else "?"
+        log.error("another yuqing run (%s) is the active scheduler on this database; --once did nothing", holder)
+        return 1
+    try:
+        service.keeper = None
+        await service.start()
+    finally:
+        service.scheduler.shutdown()
+        lease.release(clock.now())
+    return 0
 
 
 # ---------------------------------------------------------------- commands
@@ -351,9 +397,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     loaded = load_config(args.config)
     if args.drill is not None and args.drill <= 0:
         raise SystemExit("yuqing run: --drill must be a positive number")
-    asyncio.run(serve(loaded, Environment.from_environ(), feeds=args.feed or [], drill=args.drill,
-                      once=args.once, clock=SystemClock()))
-    return 0
+    return asyncio.run(serve(loaded, Environment.from_environ(), feeds=args.feed or [], drill=args.drill,
+                             once=args.once, clock=SystemClock()))
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -389,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_roster_commands(sub)
     add_incident_commands(sub)
     add_merge_commands(sub)
+    add_ops_commands(sub)
     return p
 
 

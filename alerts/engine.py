@@ -180,15 +180,17 @@ class AlertEngine:
             self._follow_ups.append(Wake(hold))
         return self.receivers + self.router.receivers(people), hold, detail
 
-    def reconcile(self, now: datetime | None = None) -> list[Trigger]:
-        """Triggers for every pending deadline and escalation (overdue ones included: the scheduler fires
-        them at once), and a wake-up for each time notices are held back to (quiet hours)."""
+    def reconcile(self, now: datetime | None = None, until: datetime | None = None) -> list[Trigger]:
+        """Triggers for every pending deadline (or only those whose next notice is due by `until`) and every
+        escalation (overdue ones included: the scheduler fires them at once), and a wake-up for each time notices
+        are held back to (quiet hours)."""
+        query = (select(Deadline.id, Deadline.token, Deadline.next_notice_at)
+                 .where(Deadline.status == DeadlineStatus.PENDING)
+                 .where(col(Deadline.next_notice_at).is_not(None)))
+        if until is not None:
+            query = query.where(col(Deadline.next_notice_at) <= until)
         with session_scope(self.db) as s:
-            rows = s.exec(
-                select(Deadline.id, Deadline.token, Deadline.next_notice_at)
-                .where(Deadline.status == DeadlineStatus.PENDING)
-                .where(col(Deadline.next_notice_at).is_not(None))
-            ).all()
+            rows = s.exec(query).all()
             ups = s.exec(select(Incident.id, Incident.token, Incident.next_escalation_at)
                          .where(col(Incident.next_escalation_at).is_not(None))
                          .where(col(Incident.acknowledged_at).is_(None))).all()

@@ -7,6 +7,7 @@ Processing is injected (`process`), so this module holds no business rules of it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -15,11 +16,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_SUBMITTED,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+)
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from alerts.audit import Auditor
 from alerts.clock import Clock
 from alerts.escalation import Trigger
+from alerts.lease import LeaseKeeper
 from alerts.render import SourceHealthView
 from alerts.scheduler import DeadlineScheduler
 from config.schema import Settings, SiteSource, SourceSettings
@@ -35,6 +45,7 @@ DISPATCH_EVERY_S = 5
 HEALTH_EVERY_S = 300
 PROCESS_EVERY_S = 15
 CRAWL_MIN_TIMEOUT_S = 600
+DRAIN_TIMEOUT_S = 20
 
 
 @dataclass
@@ -70,7 +81,7 @@ class Service:
     def __init__(
         self, *, db: Engine, sources: list[SourceSettings], settings: Settings, base_dir: Path,
         scheduler: DeadlineScheduler, process: Process, clock: Clock, crawl_command: list[str] | None = None,
-        hooks: Sequence[Hook] = (),
+        hooks: Sequence[Hook] = (), keeper: LeaseKeeper | None = None, auditor: Auditor | None = None,
     ) -> None:
         self.db = db
         self.sources = sources
@@ -82,43 +93,121 @@ class Service:
         self.crawl_command = crawl_command or []  # argv prefix running `yuqing crawl NAME` in a new process
         self._busy = asyncio.Lock()
         self.hooks = list(hooks)
+        self._hooks_on = False
+        # One active scheduler per database: without a keeper this process is always active (tests, --once
+        # callers that took the lease themselves).
+        self.keeper = keeper
+        self.auditor = auditor
+        self._running_jobs = 0
+        scheduler.aps.add_listener(self._count_job, EVENT_JOB_SUBMITTED | EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
 
-    async def start(self) -> None:
-        """Reconcile deadlines, flush the outbox left by a previous run, poll every source once."""
-        self.scheduler.start()
-        self.scheduler.reconcile()
-        await self.scheduler.dispatcher.dispatch()
-        for hook in self.hooks:  # before the first polls, which may take long: officers can act at once
+    def _count_job(self, event: JobExecutionEvent | JobSubmissionEvent) -> None:
+        self._running_jobs += 1 if event.code == EVENT_JOB_SUBMITTED else -1
+
+    async def _drain(self, timeout: float = DRAIN_TIMEOUT_S) -> None:
+        """Stop: remove every job, then let the ones already running finish (a send cut off half-way would be
+        sent again by the next active scheduler)."""
+        self.scheduler.aps.remove_all_jobs()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._running_jobs > 0 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        if self._running_jobs > 0:
+            log.warning("stopping with %d job(s) still running", self._running_jobs)
+
+    async def start_hooks(self) -> None:
+        """Start the hooks (the Telegram bot, the pickup of changes made by other processes): only the active
+        scheduler runs them, since one bot may poll Telegram's updates at a time."""
+        if self._hooks_on:
+            return
+        self._hooks_on = True
+        for hook in self.hooks:
             await hook.start()
-        await self.process_pending()
-        aps = self.scheduler.aps
-        for src in self.sources:
-            await self.poll(src)
-            aps.add_job(self.poll, "interval", args=[src], seconds=src.interval.total_seconds(),
-                        id=f"source:{src.name}", replace_existing=True, max_instances=1)
-        aps.add_job(self.scheduler.dispatcher.dispatch, "interval", seconds=DISPATCH_EVERY_S, id="dispatch",
-                    replace_existing=True, max_instances=1)
-        aps.add_job(self.check_health, "interval", seconds=HEALTH_EVERY_S, id="health", replace_existing=True,
-                    max_instances=1)
-        # raw posts written by other processes (imports, manual leads, site crawls) are picked up here
-        aps.add_job(self.process_pending, "interval", seconds=PROCESS_EVERY_S, id="process", replace_existing=True,
-                    max_instances=1)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        try:
-            await self.start()
-            log.info("running; %d source(s); press Ctrl-C to stop", len(self.sources))
-            await stop.wait()
-        finally:
-            await self.stop_hooks()
-            self.scheduler.shutdown()
 
     async def stop_hooks(self) -> None:
+        if not self._hooks_on:
+            return
+        self._hooks_on = False
         for hook in reversed(self.hooks):
             try:
                 await hook.stop()
             except Exception:
                 log.exception("stopping %s failed", type(hook).__name__)
+
+    async def start(self) -> None:
+        """Reconcile deadlines, flush the outbox left by a previous run, poll every source once (and wait for
+        it: `--once` relies on that), then install the periodic jobs."""
+        if not self.scheduler.aps.running:
+            self.scheduler.start()
+        self.scheduler.reconcile()
+        await self.scheduler.dispatcher.dispatch()
+        await self.start_hooks()  # before the first polls, which may take long: officers can act at once
+        await self.process_pending()
+        for src in self.sources:
+            await self.poll(src)
+        await self._install_jobs(first_run=None)
+
+    async def activate(self) -> None:
+        """Become the active scheduler (the lease was acquired): rebuild the deadline jobs from the database and
+        install every periodic job, each running once at once (polls run in the background, so the lease keeps
+        being renewed however slow a source is)."""
+        if not self.scheduler.aps.running:
+            self.scheduler.start()
+        self.scheduler.reconcile()
+        await self.start_hooks()
+        await self._install_jobs(first_run=self.clock.now())
+
+    async def deactivate(self) -> None:
+        """Stop being the active scheduler: drop every job (deadlines, polls, dispatch, audit …) at once."""
+        self.scheduler.aps.remove_all_jobs()
+        await self.stop_hooks()
+        log.warning("scheduler jobs stopped: no deadline notices, polling or dispatch from this process")
+
+    async def _install_jobs(self, first_run: datetime | None) -> None:
+        aps = self.scheduler.aps
+        at = {"next_run_time": first_run} if first_run is not None else {}
+        for src in self.sources:
+            aps.add_job(self.poll, "interval", args=[src], seconds=src.interval.total_seconds(),
+                        id=f"source:{src.name}", replace_existing=True, max_instances=1, **at)
+        aps.add_job(self.scheduler.dispatcher.dispatch, "interval", seconds=DISPATCH_EVERY_S, id="dispatch",
+                    replace_existing=True, max_instances=1, **at)
+        aps.add_job(self.check_health, "interval", seconds=HEALTH_EVERY_S, id="health", replace_existing=True,
+                    max_instances=1)
+        # raw posts written by other processes (imports, manual leads, site crawls) are picked up here
+        aps.add_job(self.process_pending, "interval", seconds=PROCESS_EVERY_S, id="process", replace_existing=True,
+                    max_instances=1, **at)
+        horizon = self.scheduler.horizon
+        if horizon is not None:
+            aps.add_job(self.scheduler.sweep, "interval", seconds=max(horizon.total_seconds() / 4, 30),
+                        id="deadline-sweep", replace_existing=True, max_instances=1)
+        if self.auditor is not None:
+            await self.auditor.install(self.settings.ops.audit_every)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            if self.keeper is None:
+                await self.start()
+                log.info("running; %d source(s); press Ctrl-C to stop", len(self.sources))
+                await stop.wait()
+                await self._drain()
+            else:
+                await self._run_with_lease(stop)
+        finally:
+            await self.stop_hooks()
+            self.scheduler.shutdown()
+
+    async def _run_with_lease(self, stop: asyncio.Event) -> None:
+        """Hold (or wait for) the scheduler lease, renewing it every `ops.lease_renew` until stopped."""
+        assert self.keeper is not None
+        self.scheduler.start()
+        renew = self.settings.ops.lease_renew.total_seconds()
+        log.info("%d source(s); scheduler lease holder id %s; press Ctrl-C to stop", len(self.sources),
+                 self.keeper.lease.holder)
+        while not stop.is_set():
+            await self.keeper.tick()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=renew)
+        await self._drain()
+        await self.keeper.release()
 
     async def poll(self, src: SourceSettings) -> None:
         now = self.clock.now()

@@ -594,6 +594,47 @@ class RuntimeSettings(Strict):
     batch_size: int = Field(default=500, ge=1, le=100_000)
 
 
+class OpsSettings(Strict):
+    """Operations: the audit job, the daily heartbeat and the single-active-scheduler lease."""
+
+    audit_every: Duration = timedelta(minutes=1)
+    audit_grace: Duration = timedelta(minutes=2)  # a notice this late without firing is flagged and re-fired
+    heartbeat_at: str = "08:30"  # local time HH:MM, or "off"
+    lease_ttl: Duration = timedelta(seconds=30)
+    lease_renew: Duration = timedelta(seconds=10)
+    schedule_horizon: Duration = timedelta(hours=6)  # triggers further out are made by a periodic sweep
+
+    @field_validator("heartbeat_at", mode="before")
+    @classmethod
+    def _clock_time(cls, value: object) -> object:
+        if value is False or value is None:  # YAML 1.1 reads an unquoted off as false
+            return "off"
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError('quote the time, e.g. "08:30" (unquoted, YAML reads 8:30 as a number)')
+        if isinstance(value, str) and value != "off" and not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f'{value!r} is not a time of day: use "HH:MM" (e.g. "08:30") or "off"')
+        return value
+
+    @model_validator(mode="after")
+    def _renew_before_expiry(self) -> OpsSettings:
+        for key in ("audit_every", "audit_grace", "lease_ttl", "lease_renew", "schedule_horizon"):
+            if getattr(self, key).total_seconds() <= 0:
+                raise ValueError(f"{key}: must be longer than 0s")
+        if self.lease_renew * 2 > self.lease_ttl:
+            raise ValueError("lease_renew: renew at least twice per lease_ttl (lease_renew <= lease_ttl / 2)")
+        if self.schedule_horizon < timedelta(minutes=1):
+            raise ValueError("schedule_horizon: must be at least 1m")
+        return self
+
+    @property
+    def heartbeat_time(self) -> tuple[int, int] | None:
+        """(hour, minute) of the daily heartbeat in the agency's time zone; None when off."""
+        if self.heartbeat_at == "off":
+            return None
+        hour, minute = self.heartbeat_at.split(":")
+        return int(hour), int(minute)
+
+
 class Settings(Strict):
     agency: AgencySettings = Field(default_factory=AgencySettings)
     sources: list[SourceSettings] = Field(default_factory=list)
@@ -610,6 +651,7 @@ class Settings(Strict):
     roster: RosterSettings = Field(default_factory=RosterSettings)
     escalation: EscalationSettings = Field(default_factory=EscalationSettings)
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
 
     @model_validator(mode="after")
     def _unique_sources(self) -> Settings:

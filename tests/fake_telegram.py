@@ -516,6 +516,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "FakeTelegramBotAPI/1.0"
     sys_version = ""
     timeout = 120  # idle keep-alive connections are closed after this many seconds
+    # Headers and body go out in separate writes: with Nagle's algorithm on, a keep-alive client's delayed ACK
+    # stalls every response by ~40 ms (api.telegram.org has no such stall), which would swamp latency figures.
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def setup(self) -> None:
@@ -621,6 +624,9 @@ class FakeTelegramServer:
         #: Seconds added before every response; per-method extra latency in ``method_latency``.
         self.latency = latency
         self.method_latency: dict[str, float] = {}
+        #: Per-method seconds to wait *after* a call succeeded (the message is recorded: Telegram has it)
+        #: before answering — the window in which a sender that dies or times out cannot know it was sent.
+        self.accepted_latency: dict[str, float] = {}
         #: When True every request fails with 502 Bad Gateway (Telegram unreachable behind its proxy).
         self.down = False
         #: Valid tokens; None accepts any well-formed token.
@@ -964,6 +970,8 @@ class FakeTelegramServer:
                         raise queue.popleft()
             self._bot_token = token  # the bot's id (getMe, "from") is the token's numeric part
             payload = {"ok": True, "result": handler(params, files)}
+            if self.accepted_latency.get(method, 0.0) > 0:
+                time.sleep(self.accepted_latency[method])
         except ApiError as exc:
             status, payload = exc.status, exc.payload()
 
