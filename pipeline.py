@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -21,30 +21,27 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from alerts import heat
 from alerts.actions import change_severity
-from alerts.audit import Auditor
+from alerts.assembly import build_router, run_once, single_active
 from alerts.bot import build_bot
 from alerts.clock import Clock, SystemClock
 from alerts.commands import add_commands as add_incident_commands
 from alerts.deadlines import freeze_policy
 from alerts.engine import AlertEngine, Scheduled
-from alerts.escalation import Router, Trigger
+from alerts.escalation import Trigger
 from alerts.features import extractor_for
 from alerts.heat import HeatParams
 from alerts.incident_merge_cli import add_commands as add_merge_commands
 from alerts.incidents import Candidate, CorrelationParams, JoinIncident, OpenIncident, correlate
-from alerts.lease import Lease, LeaseKeeper, read_lease
 from alerts.merge import adopt_copies, measure_heat, open_incident_states, post_mentions, with_copies
 from alerts.notifiers import build_notifiers
-from alerts.notifiers.base import Notifier
 from alerts.ops_cli import add_commands as add_ops_commands
 from alerts.outbox import Dispatcher, admin_receivers, receivers_of
 from alerts.pickup import ChangePickup
-from alerts.roster import people_of, sync_config
+from alerts.roster import people_of
 from alerts.roster_cli import add_commands as add_roster_commands
 from alerts.scheduler import DeadlineScheduler
 from alerts.service import Hook, ProcessOutcome, Service
@@ -53,7 +50,6 @@ from classifier.commands import add_commands as add_classifier_commands
 from classifier.commands import load_model
 from classifier.model import ModelNotFoundError
 from classifier.train import CorpusError
-from config.durations import format_duration
 from config.env import EnvError, Environment
 from config.loader import ConfigError, LoadedConfig, load_config
 from config.schema import FeedSource, Settings, SourceSettings
@@ -61,7 +57,7 @@ from crawlers.commands import add_commands as add_ingest_commands
 from crawlers.encoding import nfkc_key
 from crawlers.neardup import NearDupIndex, signature
 from crawlers.normalize import NormalizedPost, NormalizeError, normalize
-from crawlers.store import first_copy_signatures
+from crawlers.store import near_index, refresh_near_index
 from models.db import session_scope
 from models.enums import DeadlineStatus, EventKind, RawPostStatus, Severity
 from models.migrate import open_database
@@ -255,36 +251,6 @@ def _grow(session: Session, incident_id: int, now: datetime, *, count: int = 1,
 # ---------------------------------------------------------------- building components
 
 
-def near_index(db: Engine, settings: Settings, now: datetime) -> NearDupIndex:
-    d = settings.dedup
-    index = NearDupIndex(d.near_window, d.near_threshold, containment=d.near_containment)
-    with session_scope(db) as s:
-        outcome = index.rebuild(first_copy_signatures(s, now - d.near_window))
-    index.evict(now)
-    log.info("near-duplicate index: %d post(s) from the last %s (%d expired, %d unusable)", len(index),
-             format_duration(d.near_window), outcome.expired, outcome.unindexable + outcome.invalid)
-    return index
-
-
-def build_router(db: Engine, settings: Settings, notifiers: list[Notifier], tz: tzinfo) -> Router | None:
-    """The duty-roster router (None without a roster: alerts go to the configured channels only); writes the
-    config's shifts to the database. Says once why escalation is off."""
-    with session_scope(db) as s:
-        sync_config(s, settings.roster, tz)
-    router = Router(people_of(settings.roster), settings.escalation, {n.name: n.format for n in notifiers}, tz)
-    why = router.why_off()
-    if why:
-        log.info("escalation off: %s", why)
-        if not router.people:
-            return None
-    else:
-        esc = settings.escalation
-        reachable = sum(1 for p in router.people.values() if router.receivers([p]))
-        log.info("escalation on: %d people (%d reachable on the active channels); wait %s, repeat every %s",
-                 len(router.people), reachable, format_duration(esc.wait), format_duration(esc.repeat_every))
-    return router
-
-
 def feed_sources(urls: Iterable[str]) -> list[SourceSettings]:
     """Sources for `run --feed`: a path typed on the command line is relative to the working directory."""
     return [
@@ -339,55 +305,13 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
         loop.add_signal_handler(sig, stop.set)
     try:
         if once:
-            return await _run_once(service, lease, clock)
+            return await run_once(service, lease, clock)
         await service.run(stop)
         return 0
     finally:
         for n in notifiers:
             await n.close()
         db.dispose()
-
-
-def refresh_near_index(index: NearDupIndex, db: Engine, settings: Settings, now: datetime) -> None:
-    with session_scope(db) as s:
-        index.rebuild(first_copy_signatures(s, now - settings.dedup.near_window))
-
-
-def single_active(service: Service, engine: AlertEngine, clock: Clock, tz: tzinfo,
-                  refresh: Callable[[datetime], None]) -> Lease:
-    """One active scheduler per database: the service runs behind a lease (`ops.lease_*`) and, while active,
-    the audit job and the heartbeat. A standby refreshes its near-duplicate index when it takes over (posts
-    were processed by the other process meanwhile)."""
-    ops = service.settings.ops
-    lease = Lease(service.db, ttl=ops.lease_ttl)
-    service.auditor = Auditor(service.db, service.scheduler, clock, admin=engine.admin, tz=tz, grace=ops.audit_grace,
-                              heartbeat_at=ops.heartbeat_time, holder=lease.holder)
-
-    started = clock.now()
-
-    async def take_over() -> None:
-        if clock.now() - started > ops.lease_renew:  # not the first attempt at start-up: the index may be stale
-            refresh(clock.now())
-        await service.activate()
-
-    service.keeper = LeaseKeeper(lease, clock, on_gain=take_over, on_loss=service.deactivate)
-    return lease
-
-
-async def _run_once(service: Service, lease: Lease, clock: Clock) -> int:
-    """`run --once` sends alerts too, so it needs the scheduler lease like the service does."""
-    if not lease.try_acquire(clock.now()):
-        info = read_lease(lease.db)
-        holder = info.holder if info is not None else "?"
-        log.error("another yuqing run (%s) is the active scheduler on this database; --once did nothing", holder)
-        return 1
-    try:
-        service.keeper = None
-        await service.start()
-    finally:
-        service.scheduler.shutdown()
-        lease.release(clock.now())
-    return 0
 
 
 # ---------------------------------------------------------------- commands

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, tuple_
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from config.durations import format_duration
+from config.schema import Settings
 from crawlers.items import FetchState, RawItem
+from crawlers.neardup import NearDupIndex
+from models.db import session_scope
 from models.enums import RawPostStatus
 from models.tables import Post, RawPost, SourceState
+
+log = logging.getLogger(__name__)
 
 
 def store_raw(session: Session, items: Iterable[RawItem]) -> int:
@@ -112,3 +120,21 @@ def first_copy_signatures(session: Session, since: datetime) -> list[tuple[int, 
 
 
 DAY = timedelta(days=1)
+
+
+def near_index(db: Engine, settings: Settings, now: datetime) -> NearDupIndex:
+    """The near-duplicate index of `yuqing run`, rebuilt from the first copies stored within the window."""
+    d = settings.dedup
+    index = NearDupIndex(d.near_window, d.near_threshold, containment=d.near_containment)
+    with session_scope(db) as s:
+        outcome = index.rebuild(first_copy_signatures(s, now - d.near_window))
+    index.evict(now)
+    log.info("near-duplicate index: %d post(s) from the last %s (%d expired, %d unusable)", len(index),
+             format_duration(d.near_window), outcome.expired, outcome.unindexable + outcome.invalid)
+    return index
+
+
+def refresh_near_index(index: NearDupIndex, db: Engine, settings: Settings, now: datetime) -> None:
+    """Start the index again from the database (after a failed batch, or posts another process stored)."""
+    with session_scope(db) as s:
+        index.rebuild(first_copy_signatures(s, now - settings.dedup.near_window))

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
+from alerts.assembly import build_router
 from alerts.clock import FakeClock
 from alerts.deadlines import freeze_policy
 from alerts.engine import AlertEngine
@@ -25,7 +26,7 @@ from crawlers.feeds import poll_feed
 from crawlers.neardup import NearDupIndex
 from crawlers.store import store_raw
 from models.db import session_scope
-from pipeline import build_router, process_batch
+from pipeline import process_batch
 
 SH = ZoneInfo("Asia/Shanghai")
 
