@@ -68,7 +68,7 @@ def test_transient_failure_is_retried_after_backoff(db: Engine, telegram: FakeTe
 
     async def scenario() -> None:
         first = await dispatcher.dispatch()
-        assert first.sent == 1 and first.retrying == 1  # console went out; telegram waits, in order
+        assert first.sent == 2 and first.retrying == 1  # console and chat 43 went out; chat 42 waits
         assert _outcomes(db)[("telegram", "42")] == DeliveryOutcome.PENDING
         clock.advance(timedelta(seconds=4))
         await dispatcher.dispatch()

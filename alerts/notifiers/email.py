@@ -5,7 +5,9 @@ when a user and password are configured, and submits one message whose Subject i
 (RFC 2047-encoded by `email.message.EmailMessage`) and whose text is the whole body. It returns when the server
 accepted the message, otherwise raises DeliveryError: connection failures, timeouts, a dropped session and
 4xx replies are transient; 5xx replies (550 mailbox unavailable, 553 bad address, 535 authentication failed),
-a refused TLS certificate and a server without a required extension are fatal. Error messages never carry the
+a refused TLS certificate and a server without a required extension are fatal. A timeout may come after
+the server took the message (`maybe_delivered`). `send` returns the Message-ID header of the sent message.
+Error messages never carry the
 password (a server that echoes credentials back is scrubbed). Credentials are refused over an unencrypted
 session except to a loopback relay.
 """
@@ -22,18 +24,18 @@ from typing import ClassVar, Literal
 
 from alerts.clock import Clock, SystemClock
 from alerts.notifiers.base import DeliveryError, NotConfiguredError, SendMeta
+from alerts.notifiers.limits import LIMITS, truncate
 
 Security = Literal["starttls", "tls", "none"]
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 DEFAULT_SUBJECT = "舆情告警"
-MAX_SUBJECT_CHARS = 200
+MAX_SUBJECT_CHARS = LIMITS["email_subject"].size
 
 
 def build_message(body: str, *, sender: str, receiver: str, clock: Clock) -> EmailMessage:
     """The message for one receiver: Subject = first non-empty line of the body, text = the body."""
     headline = next((line.strip() for line in body.splitlines() if line.strip()), "") or DEFAULT_SUBJECT
-    if len(headline) > MAX_SUBJECT_CHARS:
-        headline = headline[: MAX_SUBJECT_CHARS - 1] + "…"
+    headline = truncate(headline, MAX_SUBJECT_CHARS)
     msg = EmailMessage()
     msg["Subject"] = headline
     msg["From"] = sender
@@ -86,7 +88,7 @@ class EmailNotifier:
     def receivers(self) -> list[str]:
         return list(self._to)
 
-    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> None:
+    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> str | None:
         try:
             msg = build_message(body, sender=self._sender, receiver=receiver, clock=self._clock)
         except ValueError as exc:  # a header with a line break, text that cannot be encoded
@@ -94,7 +96,9 @@ class EmailNotifier:
         try:
             await asyncio.to_thread(self._submit, msg, receiver)
         except DeliveryError as exc:
-            raise DeliveryError(self._scrub(str(exc)), fatal=exc.fatal, retry_after=exc.retry_after) from None
+            raise DeliveryError(self._scrub(str(exc)), fatal=exc.fatal, retry_after=exc.retry_after,
+                                maybe_delivered=exc.maybe_delivered) from None
+        return str(msg["Message-ID"])
 
     async def close(self) -> None:
         return None  # one SMTP session per message: nothing stays open
@@ -151,7 +155,7 @@ def classify(exc: BaseException) -> DeliveryError:
     if isinstance(exc, smtplib.SMTPException):  # checked before OSError, its base class
         return DeliveryError(f"SMTP error: {exc}", fatal=True)  # e.g. no common authentication mechanism
     if isinstance(exc, TimeoutError):
-        return DeliveryError("SMTP timed out", fatal=False)
+        return DeliveryError("SMTP timed out", fatal=False, maybe_delivered=True)
     if isinstance(exc, OSError):
         return DeliveryError(f"SMTP connection failed: {exc.strerror or exc}", fatal=False)
     return DeliveryError(f"message cannot be sent: {type(exc).__name__}: {exc}", fatal=True)  # ValueError
