@@ -31,6 +31,7 @@ from alerts.notifiers import build_notifiers
 from alerts.outbox import Dispatcher, admin_receivers, receivers_of
 from alerts.scheduler import DeadlineScheduler
 from alerts.service import ProcessOutcome, Service
+from alerts.silence_cli import add_commands as add_silence_commands
 from classifier.classify import Classifier, PostInput
 from classifier.commands import add_commands as add_classifier_commands
 from classifier.commands import load_model
@@ -312,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub.add_parser("upgrade", help="migrate the database schema to the latest version").set_defaults(func=cmd_db)
     add_classifier_commands(sub)
     add_ingest_commands(sub)
+    add_silence_commands(sub)
     return p
 
 

@@ -104,15 +104,31 @@ class EmailNotifier:
         return None  # one SMTP session per message: nothing stays open
 
     def _submit(self, msg: EmailMessage, receiver: str) -> None:
+        """One SMTP transaction. A failure once DATA has begun leaves it unknown whether the server kept the
+        message (e.g. it stored it, then the reply timed out): such a transient error is `maybe_delivered`."""
+        payload = msg.as_bytes()
+        in_data = False
         try:
             with self._connect() as smtp:
                 if self._security == "starttls":
                     smtp.starttls(context=self._ssl)
                 if self._user and self._password:
                     smtp.login(self._user, self._password)
-                smtp.send_message(msg, from_addr=self._sender, to_addrs=[receiver])
+                smtp.ehlo_or_helo_if_needed()
+                code, reply = smtp.mail(self._sender)
+                if code != 250:
+                    raise smtplib.SMTPSenderRefused(code, reply, self._sender)
+                code, reply = smtp.rcpt(receiver)
+                if code not in (250, 251):
+                    raise smtplib.SMTPRecipientsRefused({receiver: (code, reply)})
+                in_data = True
+                code, reply = smtp.data(payload)
+                if code != 250:
+                    raise smtplib.SMTPDataError(code, reply)
         except (OSError, ValueError) as exc:  # smtplib, ssl and socket errors are all OSError
-            raise classify(exc) from None
+            err = classify(exc)
+            err.maybe_delivered = in_data and not err.fatal
+            raise err from None
 
     def _connect(self) -> smtplib.SMTP:
         if self._security == "tls":
@@ -155,7 +171,7 @@ def classify(exc: BaseException) -> DeliveryError:
     if isinstance(exc, smtplib.SMTPException):  # checked before OSError, its base class
         return DeliveryError(f"SMTP error: {exc}", fatal=True)  # e.g. no common authentication mechanism
     if isinstance(exc, TimeoutError):
-        return DeliveryError("SMTP timed out", fatal=False, maybe_delivered=True)
+        return DeliveryError("SMTP timed out", fatal=False)
     if isinstance(exc, OSError):
         return DeliveryError(f"SMTP connection failed: {exc.strerror or exc}", fatal=False)
     return DeliveryError(f"message cannot be sent: {type(exc).__name__}: {exc}", fatal=True)  # ValueError
