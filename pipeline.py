@@ -251,7 +251,8 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
         return out
 
     sources = feed_sources(feeds) if feeds else [s for s in settings.sources if s.enabled]
-    scheduler = DeadlineScheduler(engine, Dispatcher(db, notifiers, clock, settings.alerts.rate_limits), clock)
+    dispatcher = Dispatcher(db, notifiers, clock, settings.alerts.rate_limits, settings.alerts.retry_for)
+    scheduler = DeadlineScheduler(engine, dispatcher, clock)
     crawl = [sys.executable, "-m", "pipeline", "crawl", "--config", str(loaded.path)]
     service = Service(db=db, sources=sources, settings=settings, base_dir=loaded.base_dir,
                       scheduler=scheduler, process=process, clock=clock, crawl_command=crawl)

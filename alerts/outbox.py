@@ -44,7 +44,7 @@ from models.enums import DeliveryOutcome, NotifyReason
 from models.tables import Delivery, Incident, Silence
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 10
+RETRY_FOR = timedelta(hours=6)  # a notice still undelivered this long after it was queued is given up
 
 
 @dataclass(frozen=True)
@@ -160,8 +160,12 @@ class Dispatcher:
     """
 
     def __init__(self, db: Engine, notifiers: list[Notifier], clock: Clock,
-                 rate_limits: RateLimits | None = None) -> None:
+                 rate_limits: RateLimits | None = None, retry_for: timedelta = RETRY_FOR) -> None:
+        """`rate_limits`: per-channel windows (None: unlimited); `retry_for`: how long transient failures are
+        retried before a delivery is given up (backoff is capped at 10 minutes, so a channel that comes back
+        gets its messages within minutes)."""
         self._db = db
+        self._retry_for = retry_for
         self._notifiers = {n.name: n for n in notifiers}
         self._clock = clock
         self._lock = asyncio.Lock()
@@ -293,7 +297,7 @@ class Dispatcher:
 
     def _failed(self, row: Delivery, exc: DeliveryError, stats: DispatchStats) -> datetime | None:
         attempts = row.attempts  # this attempt included (counted when the row was marked SENDING)
-        if exc.fatal or attempts >= MAX_ATTEMPTS:
+        if exc.fatal or self._clock.now() - row.created_at >= self._retry_for:
             log.warning("delivery %s to %s:%s failed for good: %s", row.alert_key, row.channel, row.receiver, exc)
             self._update([row.id or 0], outcome=DeliveryOutcome.FAILED, error=str(exc))
             stats.failed += 1

@@ -424,6 +424,7 @@ class AlertSettings(Strict):
     email: EmailSettings = Field(default_factory=EmailSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     rate_limits: RateLimits = Field(default_factory=RateLimits)
+    retry_for: Duration = timedelta(hours=6)  # transient failures are retried this long after queueing
 
 
 class RuntimeSettings(Strict):

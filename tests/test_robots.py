@@ -125,8 +125,9 @@ def test_server_error_is_transient(robot: Robot, server: FakeRobot) -> None:
     assert _error(robot.make(server.webhook_url, SECRET)).retry_after == 30
 
 
-def test_other_http_4xx_without_code_is_fatal(robot: Robot, server: FakeRobot) -> None:
-    server.fail_next(status=403)
+@pytest.mark.parametrize("status", [400, 401, 403])
+def test_other_http_4xx_without_code_is_fatal(robot: Robot, server: FakeRobot, status: int) -> None:
+    server.fail_next(status=status)
     assert _error(robot.make(server.webhook_url, SECRET)).fatal
 
 

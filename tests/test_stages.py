@@ -375,3 +375,24 @@ def test_webhook_rows_left_sending_are_resent_with_the_same_key(db: Engine) -> N
         assert asyncio.run(restarted()).in_doubt == 1
     [req] = receiver.requests
     assert req["headers"]["Idempotency-Key"] == key and receiver.texts == ["告警 k"]  # unchanged, no marker
+
+
+def test_transient_failures_are_given_up_after_retry_for(db: Engine, telegram: FakeTelegramServer) -> None:
+    tg = _tg(telegram, [42])
+    telegram.down = True
+    clock = FakeClock(T0)
+    dispatcher = Dispatcher(db, [tg], clock, retry_for=timedelta(minutes=1))
+    _enqueue(db, [tg], ["k"])
+
+    async def scenario() -> list[DispatchStats]:
+        out = []
+        for _ in range(4):
+            out.append(await dispatcher.dispatch())
+            clock.advance(timedelta(seconds=25))
+        await tg.close()
+        return out
+
+    stats = asyncio.run(scenario())
+    assert [s.retrying for s in stats] == [1, 1, 1, 0] and stats[3].failed == 1  # 75 s after queueing
+    [row] = _rows(db)
+    assert row.outcome == DeliveryOutcome.FAILED and row.attempts == 4 and "Bad Gateway" in (row.error or "")
