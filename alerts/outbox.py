@@ -173,6 +173,8 @@ class Dispatcher:
         self._windows = {n: SlidingWindows(ChannelLimits.from_settings(getattr(cfg, n, RateLimitSettings())))
                          for n in self._notifiers}
         self._started = False
+        self._rows: dict[int, Delivery] = {}  # the rows of the dispatch under way
+        self._silences: list[SilenceRule] = []
         self._logged: set[tuple[str, str]] = set()
         self.totals = DispatchStats()
 
@@ -213,6 +215,8 @@ class Dispatcher:
         self._started = True
 
     def _due(self, now: datetime) -> list[Notice]:
+        """The deliveries due now (oldest first), with their incident's current category and severity, and the
+        silences active now."""
         with session_scope(self._db) as s:
             rows = s.exec(
                 select(Delivery)
@@ -222,16 +226,16 @@ class Dispatcher:
                 .limit(1000)
             ).all()
             ids = {r.incident_id for r in rows if r.incident_id is not None}
-            facts = {i: (c, v) for i, c, v in s.exec(
-                select(Incident.id, Incident.category, Incident.severity).where(col(Incident.id).in_(ids)))} \
-                if ids else {}
+            facts: dict[int | None, tuple[str | None, str | None]] = {}
+            if ids:
+                query = select(Incident.id, Incident.category, Incident.severity).where(col(Incident.id).in_(ids))
+                facts = {i: (c, v) for i, c, v in s.exec(query)}
+            silences = s.exec(select(Silence).where(col(Silence.starts_at) <= now).where(col(Silence.ends_at) > now))
             self._silences = [SilenceRule(r.id or 0, r.matchers, r.starts_at, r.ends_at, r.created_by, r.comment)
-                              for r in s.exec(select(Silence).where(col(Silence.starts_at) <= now)
-                                              .where(col(Silence.ends_at) > now)).all()]
+                              for r in silences]
         self._rows = {r.id: r for r in rows if r.id is not None}
-        return [Notice(id=r.id or 0, channel=r.channel, receiver=r.receiver, reason=r.reason, body=r.body or "",
-                       incident_id=r.incident_id, category=facts.get(r.incident_id or -1, (None, None))[0],
-                       severity=facts.get(r.incident_id or -1, (None, None))[1]) for r in rows]
+        return [Notice(r.id or 0, r.channel, r.receiver, r.reason, r.body or "", r.incident_id,
+                       *facts.get(r.incident_id, (None, None))) for r in rows]
 
     def _silence(self, n: Notice, now: datetime, stats: DispatchStats) -> bool:
         rule = silenced_by(self._silences, n, now)
