@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
+from alerts.notifiers import NOTIFIERS
 from alerts.stages import MATCHER_KEYS, validate_matchers
 from config.durations import parse_duration
 from config.env import Environment
@@ -195,7 +196,7 @@ def add_commands(sub: Any) -> None:
     add.add_argument("--category", help="incident category (EMERGENCY … or 突发事件 …)")
     add.add_argument("--severity", help="incident severity (I–IV or 特别重大 …)")
     add.add_argument("--reason", choices=[r.value for r in NotifyReason], help="kind of notice")
-    add.add_argument("--channel", help="only this channel (telegram, wecom, dingtalk, feishu, email, webhook …)")
+    add.add_argument("--channel", choices=sorted(NOTIFIERS), help="only this channel")
     span = add.add_mutually_exclusive_group(required=True)
     span.add_argument("--for", dest="duration", metavar="DURATION", help="how long, e.g. 2h, 30m, 1d")
     span.add_argument("--until", metavar="TIME", help="until this time (ISO 8601; Beijing time when no offset)")

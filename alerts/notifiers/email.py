@@ -5,11 +5,11 @@ when a user and password are configured, and submits one message whose Subject i
 (RFC 2047-encoded by `email.message.EmailMessage`) and whose text is the whole body. It returns when the server
 accepted the message, otherwise raises DeliveryError: connection failures, timeouts, a dropped session and
 4xx replies are transient; 5xx replies (550 mailbox unavailable, 553 bad address, 535 authentication failed),
-a refused TLS certificate and a server without a required extension are fatal. A timeout may come after
-the server took the message (`maybe_delivered`). `send` returns the Message-ID header of the sent message.
-Error messages never carry the
-password (a server that echoes credentials back is scrubbed). Credentials are refused over an unencrypted
-session except to a loopback relay.
+a refused TLS certificate and a server without a required extension are fatal. A failure once DATA has begun
+(a reply that timed out, a dropped session) may come after the server kept the message (`maybe_delivered`).
+`send` returns the Message-ID header of the sent message. Error messages never carry the password (a server
+that echoes credentials back is scrubbed). Credentials are refused over an unencrypted session except to a
+loopback relay.
 """
 
 from __future__ import annotations

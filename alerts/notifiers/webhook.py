@@ -11,8 +11,8 @@ A receiver recomputes the HMAC over the raw bytes it received and compares in co
 inside the signed body, it can also reject stale (replayed) requests. The outbox may retry a request whose first
 attempt did arrive (a timeout, a crash mid-send): the retry carries the same Idempotency-Key — one key per
 outbox delivery, unchanged on every retry even if the text changes — so the receiver can drop the duplicate.
-The secret is required: an unsigned webhook lets anyone who learns the URL
-forge alerts, so without YUQING_WEBHOOK_SECRET the notifier is not configured.
+The secret is required: an unsigned webhook lets anyone who learns the URL forge alerts, so without
+YUQING_WEBHOOK_SECRET the notifier is not configured.
 2xx is delivered; 408, 429, 5xx and network errors are transient (Retry-After honoured); other statuses
 (4xx, and 3xx: redirects are not followed with a signed body) are fatal. Errors never contain the secret.
 """
