@@ -105,9 +105,10 @@ def _severity(value: str) -> str:
     return by_label.get(value, value.upper())
 
 
-def _when(value: str) -> datetime:
+def _when(value: str, tz: tzinfo) -> datetime:
+    """An ISO 8601 time; without an offset it is the agency's local time."""
     moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
 
 
 def _tz(args: argparse.Namespace) -> tzinfo:
@@ -126,9 +127,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     matchers = {"incident_id": args.incident, "category": args.category and _category(args.category),
                 "severity": args.severity and _severity(args.severity), "reason": args.reason,
                 "channel": args.channel}
-    starts = _when(args.start) if args.start else now
     try:
-        ends = _when(args.until) if args.until else starts + parse_duration(args.duration or "")
+        starts = _when(args.start, tz) if args.start else now
+        ends = _when(args.until, tz) if args.until else starts + parse_duration(args.duration or "")
     except ValueError as exc:
         print(f"时长或时间无效：{exc}", file=sys.stderr)
         return 2
@@ -199,7 +200,7 @@ def add_commands(sub: Any) -> None:
     add.add_argument("--channel", choices=sorted(NOTIFIERS), help="only this channel")
     span = add.add_mutually_exclusive_group(required=True)
     span.add_argument("--for", dest="duration", metavar="DURATION", help="how long, e.g. 2h, 30m, 1d")
-    span.add_argument("--until", metavar="TIME", help="until this time (ISO 8601; Beijing time when no offset)")
+    span.add_argument("--until", metavar="TIME", help="until this time (ISO 8601; the agency's zone when no offset)")
     add.add_argument("--start", metavar="TIME", help="start later than now (ISO 8601)")
     add.add_argument("--by", default=getpass.getuser(), help="who sets it (default: the login name)")
     add.add_argument("--comment", required=True, help="why (kept with the silence)")
