@@ -149,8 +149,9 @@ class DispatchStats:
 
 class Dispatcher:
     """Sends due deliveries through the stages of alerts/stages.py: silence, rate limit and batch, send,
-    retry. Channels, and the receivers of one channel, are sent to concurrently, so a slow or dead one delays
-    only its own messages.
+    retry. Channels, and the receivers of one channel, are sent to concurrently, and a channel still busy
+    with one pass is skipped by the next, so a slow or dead one delays only its own messages; one
+    receiver's messages keep their order (the rest wait behind a failed one instead of hammering it).
 
     Safe retries: a row is marked SENDING (committed) before its send and SENT (with the channel's message
     id) after. A row found SENDING when a dispatcher starts was interrupted by a crash, so it may or may not
@@ -168,30 +169,36 @@ class Dispatcher:
         self._retry_for = retry_for
         self._notifiers = {n.name: n for n in notifiers}
         self._clock = clock
-        self._lock = asyncio.Lock()
+        self._busy: set[str] = set()  # channels a dispatch pass is sending on
         cfg = rate_limits or RateLimits(**{f: RateLimitSettings() for f in RateLimits.model_fields})
         self._windows = {n: SlidingWindows(ChannelLimits.from_settings(getattr(cfg, n, RateLimitSettings())))
                          for n in self._notifiers}
         self._started = False
-        self._rows: dict[int, Delivery] = {}  # the rows of the dispatch under way
+        self._rows: dict[int, Delivery] = {}  # the rows of the passes under way
         self._silences: list[SilenceRule] = []
         self._logged: set[tuple[str, str]] = set()
         self.totals = DispatchStats()
 
+    @property
+    def busy(self) -> frozenset[str]:
+        """Channels a dispatch pass is sending on right now (a stuck one stays here while it hangs)."""
+        return frozenset(self._busy)
+
     async def dispatch(self) -> DispatchStats:
-        async with self._lock:
-            now = self._clock.now()
-            stats = DispatchStats()
-            if not self._started:
-                self._start(now, stats)
-            notices = self._due(now)
-            notices = [n for n in notices if not self._silence(n, now, stats)]
-            by_channel: dict[str, list[Notice]] = defaultdict(list)
-            for n in notices:
-                by_channel[n.channel].append(n)
-            await asyncio.gather(*(self._send_channel(ch, items, now, stats) for ch, items in by_channel.items()))
-            self.totals.add(stats)
-            return stats
+        """Send what is due now. Passes may overlap (the dispatch job, a fired deadline, a processing batch):
+        a channel still busy with an earlier pass is left to it, so a stalled channel holds up no one else."""
+        now = self._clock.now()
+        stats = DispatchStats()
+        if not self._started:
+            self._start(now, stats)
+        notices = [n for n in self._due(now) if not self._silence(n, now, stats)]
+        by_channel: dict[str, list[Notice]] = defaultdict(list)
+        for n in notices:
+            by_channel[n.channel].append(n)
+        self._busy |= set(by_channel)
+        await asyncio.gather(*(self._send_channel(ch, items, now, stats) for ch, items in by_channel.items()))
+        self.totals.add(stats)
+        return stats
 
     # -- start-up: in-doubt rows and the rate windows of the previous run ----------------------------------
     def _start(self, now: datetime, stats: DispatchStats) -> None:
@@ -217,23 +224,21 @@ class Dispatcher:
     def _due(self, now: datetime) -> list[Notice]:
         """The deliveries due now (oldest first), with their incident's current category and severity, and the
         silences active now."""
+        query = (select(Delivery).where(Delivery.outcome == DeliveryOutcome.PENDING)
+                 .where(or_(col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now)))
+        if self._busy:
+            query = query.where(col(Delivery.channel).not_in(self._busy))
         with session_scope(self._db) as s:
-            rows = s.exec(
-                select(Delivery)
-                .where(Delivery.outcome == DeliveryOutcome.PENDING)
-                .where(or_(col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now))
-                .order_by(col(Delivery.id))
-                .limit(1000)
-            ).all()
+            rows = s.exec(query.order_by(col(Delivery.id)).limit(1000)).all()
             ids = {r.incident_id for r in rows if r.incident_id is not None}
             facts: dict[int | None, tuple[str | None, str | None]] = {}
             if ids:
-                query = select(Incident.id, Incident.category, Incident.severity).where(col(Incident.id).in_(ids))
-                facts = {i: (c, v) for i, c, v in s.exec(query)}
+                found = select(Incident.id, Incident.category, Incident.severity).where(col(Incident.id).in_(ids))
+                facts = {i: (c, v) for i, c, v in s.exec(found)}
             silences = s.exec(select(Silence).where(col(Silence.starts_at) <= now).where(col(Silence.ends_at) > now))
             self._silences = [SilenceRule(r.id or 0, r.matchers, r.starts_at, r.ends_at, r.created_by, r.comment)
                               for r in silences]
-        self._rows = {r.id: r for r in rows if r.id is not None}
+        self._rows.update({r.id: r for r in rows if r.id is not None})
         return [Notice(r.id or 0, r.channel, r.receiver, r.reason, r.body or "", r.incident_id,
                        *facts.get(r.incident_id, (None, None))) for r in rows]
 
@@ -244,23 +249,29 @@ class Dispatcher:
         self._once("silence", str(rule.id), "silence #%d (%s: %s) holds back notices; first: %s to %s:%s",
                    rule.id, rule.created_by, rule.comment, self._rows[n.id].alert_key, n.channel, n.receiver)
         self._update([n.id], outcome=DeliveryOutcome.SILENCED, error=f"silence #{rule.id}")
+        self._rows.pop(n.id, None)
         stats.silenced += 1
         return True
 
     # -- sending -------------------------------------------------------------------------------------------
     async def _send_channel(self, channel: str, notices: list[Notice], now: datetime, stats: DispatchStats) -> None:
-        notifier = self._notifiers.get(channel)
-        if notifier is None:
-            self._once("inactive", channel, "channel %r is not active; its deliveries are dropped", channel)
-            self._update([n.id for n in notices], outcome=DeliveryOutcome.FAILED,
-                         error=f"channel {channel!r} is not active")
-            stats.dropped += len(notices)
-            return
-        by_receiver: dict[str, list[Notice]] = defaultdict(list)
-        for n in notices:
-            by_receiver[n.receiver].append(n)
-        await asyncio.gather(*(self._send_receiver(notifier, r, items, now, stats)
-                               for r, items in by_receiver.items()))
+        try:
+            notifier = self._notifiers.get(channel)
+            if notifier is None:
+                self._once("inactive", channel, "channel %r is not active; its deliveries are dropped", channel)
+                self._update([n.id for n in notices], outcome=DeliveryOutcome.FAILED,
+                             error=f"channel {channel!r} is not active")
+                stats.dropped += len(notices)
+                return
+            by_receiver: dict[str, list[Notice]] = defaultdict(list)
+            for n in notices:
+                by_receiver[n.receiver].append(n)
+            await asyncio.gather(*(self._send_receiver(notifier, r, items, now, stats)
+                                   for r, items in by_receiver.items()))
+        finally:
+            for n in notices:
+                self._rows.pop(n.id, None)
+            self._busy.discard(channel)
 
     async def _send_receiver(self, notifier: Notifier, receiver: str, notices: list[Notice], now: datetime,
                              stats: DispatchStats) -> None:

@@ -5,6 +5,7 @@ opening alert), jittered backoff, and in-doubt resends after a crash mid-send.""
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from alerts.clock import FakeClock
 from alerts.notifiers.base import Notifier
+from alerts.notifiers.console import ConsoleNotifier
 from alerts.notifiers.limits import LIMITS, measure
 from alerts.notifiers.telegram import TelegramNotifier
 from alerts.notifiers.webhook import WebhookNotifier
@@ -396,3 +398,31 @@ def test_transient_failures_are_given_up_after_retry_for(db: Engine, telegram: F
     assert [s.retrying for s in stats] == [1, 1, 1, 0] and stats[3].failed == 1  # 75 s after queueing
     [row] = _rows(db)
     assert row.outcome == DeliveryOutcome.FAILED and row.attempts == 4 and "Bad Gateway" in (row.error or "")
+
+
+def test_a_stalled_channel_leaves_other_channels_to_the_next_pass(db: Engine, telegram: FakeTelegramServer) -> None:
+    """A fired deadline dispatches while the 5-second dispatch job is still stuck on a slow channel: the new
+    notice goes out on the free channel at once, and the busy channel is left to the pass that holds it."""
+    out = io.StringIO()
+    tg, console = _tg(telegram, [42]), ConsoleNotifier(out)
+    dispatcher = Dispatcher(db, [tg, console], FakeClock(T0))
+    _enqueue(db, [tg, console], ["a"])
+    telegram.method_latency["sendMessage"] = 1.0  # slow, not failing: the notifier waits up to 3 s
+
+    async def scenario() -> tuple[DispatchStats, DispatchStats, bool]:
+        first = asyncio.create_task(dispatcher.dispatch())
+        for _ in range(10_000):  # let the first pass run up to its network wait (yields only, no sleeping)
+            if "告警 a" in out.getvalue() and dispatcher.busy == {"telegram"}:
+                break
+            await asyncio.sleep(0)
+        _enqueue(db, [tg, console], ["b"])
+        second = await dispatcher.dispatch()
+        overlapped = not first.done()
+        await first
+        await tg.close()
+        return second, first.result(), overlapped
+
+    second, first, overlapped = asyncio.run(scenario())
+    assert overlapped and second.sent == 1 and first.sent == 2  # "b" on the console did not wait for Telegram
+    assert "告警 b" in out.getvalue() and [m["text"] for m in telegram.messages] == ["<b>告警 a</b>"]
+    assert {(r.alert_key, r.channel): r.outcome for r in _rows(db)}[("b", "telegram")] == DeliveryOutcome.PENDING
