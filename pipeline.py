@@ -45,6 +45,7 @@ from alerts.roster import people_of
 from alerts.roster_cli import add_commands as add_roster_commands
 from alerts.scheduler import DeadlineScheduler
 from alerts.service import Hook, ProcessOutcome, Service
+from alerts.silence_cli import add_commands as add_silence_commands
 from classifier.classify import Classifier, PostInput
 from classifier.commands import add_commands as add_classifier_commands
 from classifier.commands import load_model
@@ -287,8 +288,8 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
         return out
 
     sources = feed_sources(feeds) if feeds else [s for s in settings.sources if s.enabled]
-    scheduler = DeadlineScheduler(engine, Dispatcher(db, notifiers, clock), clock,
-                                  horizon=settings.ops.schedule_horizon)
+    dispatcher = Dispatcher(db, notifiers, clock, settings.alerts.rate_limits, settings.alerts.retry_for)
+    scheduler = DeadlineScheduler(engine, dispatcher, clock, horizon=settings.ops.schedule_horizon)
     crawl = [sys.executable, "-m", "pipeline", "crawl", "--config", str(loaded.path)]
     hooks: list[Hook] = [] if once else [ChangePickup(db, clock, scheduler.schedule)]
     names = {p.telegram: p.name for p in people_of(settings.roster).values() if p.telegram is not None}
@@ -359,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_incident_commands(sub)
     add_merge_commands(sub)
     add_ops_commands(sub)
+    add_silence_commands(sub)
     return p
 
 

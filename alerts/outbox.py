@@ -1,8 +1,12 @@
-"""Notification outbox (Alertmanager-style stages): enqueue with de-duplication, dispatch with retries, log.
+"""Notification outbox (Alertmanager-style stages): enqueue with de-duplication, dispatch through the stages of
+alerts/stages.py (silence, rate limit and batch, send, retry, in-doubt resend), log.
 
 A notice is first written as one `Delivery` row per (alert key, channel, receiver) in the same transaction as
 the state change that caused it; the dispatcher sends pending rows after commit and records the outcome. So a
-crash loses nothing (pending rows are sent on restart) and the unique key stops a notice going out twice.
+crash loses nothing (pending rows are sent on restart) and the unique key stops a notice going out twice: the
+alert key names the notice and its reason (`incident:7:opened`, `deadline:3:reminder:0`), so the same notice
+enqueued again — after a restart, by a repeated job — adds nothing. Outcomes: SENT, SILENCED, BATCHED (see
+`batch_of_id`), FAILED, SUPERSEDED; SENDING while a send is under way (in doubt if found at start-up).
 """
 
 from __future__ import annotations
@@ -20,14 +24,27 @@ from sqlmodel import Session, col, select
 
 from alerts.clock import Clock
 from alerts.notifiers.base import DeliveryError, Notifier, SendMeta
+from alerts.notifiers.limits import LIMITS
 from alerts.render import Message
+from alerts.stages import (
+    ChannelLimits,
+    Notice,
+    Send,
+    SilenceRule,
+    SlidingWindows,
+    backoff,
+    batch_body,
+    plan_receiver,
+    resend_body,
+    silenced_by,
+)
+from config.schema import RateLimits, RateLimitSettings
 from models.db import session_scope
 from models.enums import DeliveryOutcome, NotifyReason
-from models.tables import Delivery
+from models.tables import Delivery, Incident, Silence
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 10
-MAX_BACKOFF = timedelta(minutes=10)
+RETRY_FOR = timedelta(hours=6)  # a notice still undelivered this long after it was queued is given up
 
 
 @dataclass(frozen=True)
@@ -129,82 +146,234 @@ def record_superseded(session: Session, *, alert_key: str, reason: NotifyReason,
 
 @dataclass
 class DispatchStats:
-    sent: int = 0
-    retrying: int = 0
-    failed: int = 0
+    """What dispatching did; every drop, silence, batch, deferral and retry is counted here."""
+
+    sent: int = 0  # messages handed to a channel and accepted
+    retrying: int = 0  # transient failures, retried later
+    failed: int = 0  # fatal failures or retries exhausted
+    dropped: int = 0  # the channel is not active
+    silenced: int = 0  # matched an active silence
+    batched: int = 0  # folded into another delivery's message
+    deferred: int = 0  # a rate-limit window was full: waits for room
+    in_doubt: int = 0  # may have been delivered already (timeout, crash mid-send): resent
+
+    def add(self, other: DispatchStats) -> None:
+        for name in vars(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 class Dispatcher:
-    """Sends pending deliveries. Channels are sent to concurrently, so a slow or dead one delays only itself."""
+    """Sends due deliveries through the stages of alerts/stages.py: silence, rate limit and batch, send,
+    retry. Channels, and the receivers of one channel, are sent to concurrently, and a channel still busy
+    with one pass is skipped by the next, so a slow or dead one delays only its own messages; one
+    receiver's messages keep their order (the rest wait behind a failed one instead of hammering it).
 
-    def __init__(self, db: Engine, notifiers: list[Notifier], clock: Clock) -> None:
+    Safe retries: a row is marked SENDING (committed) before its send and SENT (with the channel's message
+    id) after. A row found SENDING when a dispatcher starts was interrupted by a crash, so it may or may not
+    have arrived; a send that timed out is in the same doubt. Such a row is resent: to the webhook with the
+    same Idempotency-Key (its receiver drops the repeat), to every other channel once more with
+    "（重发，可能重复）" in front, so an officer recognises the repeat; each is logged and counted (in_doubt).
+    """
+
+    def __init__(self, db: Engine, notifiers: list[Notifier], clock: Clock,
+                 rate_limits: RateLimits | None = None, retry_for: timedelta = RETRY_FOR) -> None:
+        """`rate_limits`: per-channel windows (None: unlimited); `retry_for`: how long transient failures are
+        retried before a delivery is given up (backoff is capped at 10 minutes, so a channel that comes back
+        gets its messages within minutes)."""
         self._db = db
+        self._retry_for = retry_for
         self._notifiers = {n.name: n for n in notifiers}
         self._clock = clock
-        self._lock = asyncio.Lock()
+        self._busy: set[str] = set()  # channels a dispatch pass is sending on
+        cfg = rate_limits or RateLimits(**{f: RateLimitSettings() for f in RateLimits.model_fields})
+        self._windows = {n: SlidingWindows(ChannelLimits.from_settings(getattr(cfg, n, RateLimitSettings())))
+                         for n in self._notifiers}
+        self._started = False
+        self._rows: dict[int, Delivery] = {}  # the rows of the passes under way
+        self._silences: list[SilenceRule] = []
+        self._logged: set[tuple[str, str]] = set()
+        self.totals = DispatchStats()
+
+    @property
+    def busy(self) -> frozenset[str]:
+        """Channels a dispatch pass is sending on right now (a stuck one stays here while it hangs)."""
+        return frozenset(self._busy)
 
     async def dispatch(self) -> DispatchStats:
-        async with self._lock:
-            now = self._clock.now()
-            with session_scope(self._db) as s:
-                rows = s.exec(
-                    select(Delivery)
-                    .where(Delivery.outcome == DeliveryOutcome.PENDING)
-                    .where(or_(col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now))
-                    .order_by(col(Delivery.id))
-                    .limit(1000)
-                ).all()
-            by_channel: dict[str, list[Delivery]] = defaultdict(list)
-            for row in rows:
-                by_channel[row.channel].append(row)
-            stats = DispatchStats()
-            await asyncio.gather(*(self._send_channel(ch, items, stats) for ch, items in by_channel.items()))
-            return stats
+        """Send what is due now. Passes may overlap (the dispatch job, a fired deadline, a processing batch):
+        a channel still busy with an earlier pass is left to it, so a stalled channel holds up no one else."""
+        now = self._clock.now()
+        stats = DispatchStats()
+        if not self._started:
+            self._start(now, stats)
+        notices = [n for n in self._due(now) if not self._silence(n, now, stats)]
+        by_channel: dict[str, list[Notice]] = defaultdict(list)
+        for n in notices:
+            by_channel[n.channel].append(n)
+        self._busy |= set(by_channel)
+        await asyncio.gather(*(self._send_channel(ch, items, now, stats) for ch, items in by_channel.items()))
+        self.totals.add(stats)
+        return stats
 
-    async def _send_channel(self, channel: str, rows: list[Delivery], stats: DispatchStats) -> None:
-        notifier = self._notifiers.get(channel)
-        for row in rows:
+    # -- start-up: in-doubt rows and the rate windows of the previous run ----------------------------------
+    def _start(self, now: datetime, stats: DispatchStats) -> None:
+        longest = max((w.span for sw in self._windows.values()
+                       for w in sw.limits.overall + sw.limits.per_receiver + sw.limits.per_group),
+                      default=timedelta(0))
+        with session_scope(self._db) as s:
+            for row in s.exec(select(Delivery).where(Delivery.outcome == DeliveryOutcome.SENDING)).all():
+                log.warning("delivery %s to %s:%s was interrupted mid-send; resending (it may arrive twice)",
+                            row.alert_key, row.channel, row.receiver)
+                row.body = resend_body(row.channel, row.body or "")
+                row.outcome, row.next_attempt_at = DeliveryOutcome.PENDING, None
+                stats.in_doubt += 1
+            if longest:
+                recent = s.exec(select(Delivery.channel, Delivery.receiver, Delivery.sent_at)
+                                .where(Delivery.outcome == DeliveryOutcome.SENT)
+                                .where(col(Delivery.sent_at) > now - longest)).all()
+                for channel, receiver, at in recent:
+                    if channel in self._windows and at is not None:
+                        self._windows[channel].record(receiver, at)
+        self._started = True
+
+    def _due(self, now: datetime) -> list[Notice]:
+        """The deliveries due now (oldest first), with their incident's current category and severity, and the
+        silences active now."""
+        query = (select(Delivery).where(Delivery.outcome == DeliveryOutcome.PENDING)
+                 .where(or_(col(Delivery.next_attempt_at).is_(None), col(Delivery.next_attempt_at) <= now)))
+        if self._busy:
+            query = query.where(col(Delivery.channel).not_in(self._busy))
+        with session_scope(self._db) as s:
+            rows = s.exec(query.order_by(col(Delivery.id)).limit(1000)).all()
+            ids = {r.incident_id for r in rows if r.incident_id is not None}
+            facts: dict[int | None, tuple[str | None, str | None]] = {}
+            if ids:
+                found = select(Incident.id, Incident.category, Incident.severity).where(col(Incident.id).in_(ids))
+                facts = {i: (c, v) for i, c, v in s.exec(found)}
+            silences = s.exec(select(Silence).where(col(Silence.starts_at) <= now).where(col(Silence.ends_at) > now))
+            self._silences = [SilenceRule(r.id or 0, r.matchers, r.starts_at, r.ends_at, r.created_by, r.comment)
+                              for r in silences]
+        self._rows.update({r.id: r for r in rows if r.id is not None})
+        return [Notice(r.id or 0, r.channel, r.receiver, r.reason, r.body or "", r.incident_id,
+                       *facts.get(r.incident_id, (None, None))) for r in rows]
+
+    def _silence(self, n: Notice, now: datetime, stats: DispatchStats) -> bool:
+        rule = silenced_by(self._silences, n, now)
+        if rule is None:
+            return False
+        self._once("silence", str(rule.id), "silence #%d (%s: %s) holds back notices; first: %s to %s:%s",
+                   rule.id, rule.created_by, rule.comment, self._rows[n.id].alert_key, n.channel, n.receiver)
+        self._update([n.id], outcome=DeliveryOutcome.SILENCED, error=f"silence #{rule.id}")
+        self._rows.pop(n.id, None)
+        stats.silenced += 1
+        return True
+
+    # -- sending -------------------------------------------------------------------------------------------
+    async def _send_channel(self, channel: str, notices: list[Notice], now: datetime, stats: DispatchStats) -> None:
+        try:
+            notifier = self._notifiers.get(channel)
             if notifier is None:
-                self._finish(row, DeliveryOutcome.FAILED, f"channel {channel!r} is not active", stats)
-                continue
-            try:
-                await notifier.send(row.receiver, row.body or "", send_meta(row))
-            except DeliveryError as exc:
-                self._failed(row, exc, stats)
-                if not exc.fatal:
-                    break  # keep this channel's order; the rest wait for the retry
-            else:
-                self._finish(row, DeliveryOutcome.SENT, None, stats)
+                self._once("inactive", channel, "channel %r is not active; its deliveries are dropped", channel)
+                self._update([n.id for n in notices], outcome=DeliveryOutcome.FAILED,
+                             error=f"channel {channel!r} is not active")
+                stats.dropped += len(notices)
+                return
+            by_receiver: dict[str, list[Notice]] = defaultdict(list)
+            for n in notices:
+                by_receiver[n.receiver].append(n)
+            await asyncio.gather(*(self._send_receiver(notifier, r, items, now, stats)
+                                   for r, items in by_receiver.items()))
+        finally:
+            for n in notices:
+                self._rows.pop(n.id, None)
+            self._busy.discard(channel)
 
-    def _failed(self, row: Delivery, exc: DeliveryError, stats: DispatchStats) -> None:
-        attempts = row.attempts + 1
-        if exc.fatal or attempts >= MAX_ATTEMPTS:
+    async def _send_receiver(self, notifier: Notifier, receiver: str, notices: list[Notice], now: datetime,
+                             stats: DispatchStats) -> None:
+        windows = self._windows[notifier.name]
+        plan = plan_receiver(notices, windows.room(receiver, now), windows.room(receiver, now, longest=True))
+        self._defer(plan.deferred, windows.free_at(receiver, now), stats, "receiver")
+        for i, send in enumerate(plan.sends):
+            if windows.room(None, now) <= 0:
+                rest = [n for later in plan.sends[i:] for n in (later.carrier, *later.folded)]
+                self._defer(rest, windows.free_at(None, now), stats, "channel")
+                return
+            windows.record(receiver, now)
+            retry_at = await self._deliver(notifier, send, stats)
+            if retry_at is not None:  # hold the rest of this receiver's queue behind the failed one
+                self._update([n.id for later in plan.sends[i + 1:] for n in (later.carrier, *later.folded)]
+                             + [n.id for n in send.folded], next_attempt_at=retry_at)
+                return
+
+    async def _deliver(self, notifier: Notifier, send: Send, stats: DispatchStats) -> datetime | None:
+        """Send one message; returns when to retry after a transient failure, else None."""
+        row = self._rows[send.carrier.id]
+        body = batch_body(send, notifier.format, LIMITS.get(notifier.name))
+        self._update([row.id or 0], outcome=DeliveryOutcome.SENDING, attempts=row.attempts + 1)
+        try:
+            external = await notifier.send(row.receiver, body, send_meta(row))
+        except DeliveryError as exc:
+            return self._failed(row, exc, stats)
+        now = self._clock.now()
+        self._update([row.id or 0], outcome=DeliveryOutcome.SENT, error=None, sent_at=now, external_id=external)
+        stats.sent += 1
+        if send.folded:
+            self._once("batch", f"{row.channel}:{row.receiver}", "burst to %s:%s: %d notice(s) folded into one",
+                       row.channel, row.receiver, len(send.folded))
+            self._update([n.id for n in send.folded], outcome=DeliveryOutcome.BATCHED, batch_of_id=row.id,
+                         sent_at=now)
+            stats.batched += len(send.folded)
+        return None
+
+    def _failed(self, row: Delivery, exc: DeliveryError, stats: DispatchStats) -> datetime | None:
+        attempts = row.attempts  # this attempt included (counted when the row was marked SENDING)
+        if exc.fatal or self._clock.now() - row.created_at >= self._retry_for:
             log.warning("delivery %s to %s:%s failed for good: %s", row.alert_key, row.channel, row.receiver, exc)
-            self._finish(row, DeliveryOutcome.FAILED, str(exc), stats)
-            return
-        delay = timedelta(seconds=exc.retry_after) if exc.retry_after else min(
-            timedelta(seconds=5 * 2 ** (attempts - 1)), MAX_BACKOFF
-        )
-        if attempts == 1:
-            log.warning("delivery %s to %s:%s will be retried: %s", row.alert_key, row.channel, row.receiver, exc)
-        with session_scope(self._db) as s:
-            db_row = s.get(Delivery, row.id)
-            if db_row is not None:
-                db_row.attempts = attempts
-                db_row.error = str(exc)
-                db_row.next_attempt_at = self._clock.now() + delay
-        stats.retrying += 1
-
-    def _finish(self, row: Delivery, outcome: DeliveryOutcome, error: str | None, stats: DispatchStats) -> None:
-        with session_scope(self._db) as s:
-            db_row = s.get(Delivery, row.id)
-            if db_row is not None:
-                db_row.outcome = outcome
-                db_row.attempts = row.attempts + 1
-                db_row.error = error
-                if outcome is DeliveryOutcome.SENT:
-                    db_row.sent_at = self._clock.now()
-        if outcome is DeliveryOutcome.SENT:
-            stats.sent += 1
-        else:
+            self._update([row.id or 0], outcome=DeliveryOutcome.FAILED, error=str(exc))
             stats.failed += 1
+            return None
+        retry_at = self._clock.now() + backoff(attempts, row.idempotency_key or row.alert_key, exc.retry_after)
+        changes: dict[str, object] = {"outcome": DeliveryOutcome.PENDING, "error": str(exc),
+                                      "next_attempt_at": retry_at}
+        if exc.maybe_delivered:
+            log.warning("delivery %s to %s:%s may have arrived (%s); it will be resent as such",
+                        row.alert_key, row.channel, row.receiver, exc)
+            changes["body"] = resend_body(row.channel, row.body or "")
+            stats.in_doubt += 1
+        else:
+            self._once("retry", f"{row.channel}:{row.receiver}", "delivery %s to %s:%s will be retried: %s",
+                       row.alert_key, row.channel, row.receiver, exc)
+        self._update([row.id or 0], **changes)
+        stats.retrying += 1
+        return retry_at
+
+    def _defer(self, notices: list[Notice], until: datetime, stats: DispatchStats, scope: str) -> None:
+        if not notices:
+            return
+        n = notices[0]
+        self._once("defer", f"{n.channel}:{scope}", "rate limit of %s (%s) reached; messages wait until %s",
+                   n.channel, scope, until.isoformat())
+        self._update([x.id for x in notices], next_attempt_at=until)
+        stats.deferred += len(notices)
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def _update(self, ids: list[int], **changes: object) -> None:
+        """Apply `changes` to the rows `ids` in one committed transaction (and to the loaded copies)."""
+        if not ids:
+            return
+        with session_scope(self._db) as s:
+            for row_id in ids:
+                db_row = s.get(Delivery, row_id)
+                if db_row is not None:
+                    for name, value in changes.items():
+                        setattr(db_row, name, value)
+                loaded = self._rows.get(row_id)
+                if loaded is not None:
+                    for name, value in changes.items():
+                        setattr(loaded, name, value)
+
+    def _once(self, kind: str, key: str, message: str, *args: object) -> None:
+        """Log the first occurrence of (kind, key) in this process; the rest are only counted."""
+        if (kind, key) not in self._logged:
+            self._logged.add((kind, key))
+            log.warning(message, *args)

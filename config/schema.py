@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from config.durations import Duration
+from config.durations import Duration, parse_duration
 from models.enums import Category, DutyRole, Severity
 
 SEVERITIES = ("I", "II", "III", "IV")
@@ -390,6 +390,45 @@ class WebhookSettings(Strict):
     timeout: Duration = timedelta(seconds=10)
 
 
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(\S+)\s*")
+
+
+def parse_rate(text: str) -> tuple[int, timedelta]:
+    """ "20/1m" → (20, 1 minute): at most 20 messages in any sliding window of one minute."""
+    match = _RATE.fullmatch(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a rate (use COUNT/DURATION, e.g. 20/1m or 30/1s)")
+    window = parse_duration(match.group(2))
+    if int(match.group(1)) < 1 or window.total_seconds() <= 0:
+        raise ValueError(f"{text!r}: the count and the window must be positive")
+    return int(match.group(1)), window
+
+
+class RateLimitSettings(Strict):
+    """Sliding-window send limits of one channel, each "COUNT/DURATION"; every listed window must have room."""
+
+    overall: list[str] = Field(default_factory=list)  # the whole channel (one bot, one SMTP relay …)
+    per_receiver: list[str] = Field(default_factory=list)  # one chat / robot webhook / address
+    per_group: list[str] = Field(default_factory=list)  # additionally, one group chat (Telegram: negative id)
+
+    @field_validator("overall", "per_receiver", "per_group")
+    @classmethod
+    def _rates(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parse_rate(item)
+        return value
+
+
+class RateLimits(Strict):
+    telegram: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings(
+        overall=["30/1s"], per_group=["20/1m"]))
+    wecom: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings(per_receiver=["20/1m"]))
+    dingtalk: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings(per_receiver=["20/1m"]))
+    feishu: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings(per_receiver=["100/1m", "5/1s"]))
+    email: RateLimitSettings = Field(default_factory=lambda: RateLimitSettings(overall=["60/1m"]))
+    webhook: RateLimitSettings = Field(default_factory=RateLimitSettings)
+
+
 class AlertSettings(Strict):
     console: bool = True
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
@@ -398,6 +437,8 @@ class AlertSettings(Strict):
     feishu: RobotSettings = Field(default_factory=RobotSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    retry_for: Duration = timedelta(hours=6)  # transient failures are retried this long after queueing
 
 
 ROLE_LABELS = {r.label: r for r in DutyRole}

@@ -15,7 +15,9 @@ does and answers in its JSON shape::
   wrong sign → 19021; body over 20 KB → 9499. Errors come with HTTP 400, as on the real service.
 
 Error codes not documented publicly (the over-length ones) are approximations. Helpers: `messages` (the
-delivered texts), `requests` (every parsed request), `fail_next(n, code=…, status=…, retry_after=…)` and
+delivered texts), `requests` (every parsed request), `fail_next(n, code=…, status=…, retry_after=…)`,
+`stall_next(seconds)` (the next request is handled, then answered late: a client timeout that did deliver),
+`port` (restart on the same port after `stop()`, to model a service that was unreachable for a while) and
 `clock` (a callable returning epoch seconds, to test timestamp windows without sleeping).
 """
 
@@ -50,7 +52,8 @@ class _Failure:
 class FakeRobot:
     """Common server, recording and failure injection; subclasses implement `_check` and `_reply`."""
 
-    def __init__(self, *, token: str, secret: str | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, token: str, secret: str | None = None, clock: Callable[[], float] = time.time,
+                 port: int = 0) -> None:
         self.token = token
         self.secret = secret
         self.clock = clock
@@ -59,11 +62,12 @@ class FakeRobot:
         self._failures: list[_Failure] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
-        self._port = 0
+        self._port = port
+        self._stall = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> FakeRobot:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), _handler(self))
         self._server.daemon_threads = True
         self._port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True).start()
@@ -96,6 +100,16 @@ class FakeRobot:
         """The next `n` requests answer `status` with error `code` (or a plain-text body when code is None)."""
         with self._lock:
             self._failures.append(_Failure(n, status, code, msg, retry_after))
+
+    def stall_next(self, seconds: float) -> None:
+        """Handle the next request as usual but answer only after `seconds`."""
+        with self._lock:
+            self._stall = seconds
+
+    def take_stall(self) -> float:
+        with self._lock:
+            stall, self._stall = self._stall, 0.0
+        return stall
 
     # -- protocol -------------------------------------------------------------------------------------
     def handle(self, path: str, body: bytes) -> tuple[int, bytes, dict[str, str]]:
@@ -156,13 +170,19 @@ def _handler(fake: FakeRobot) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status, payload, headers = fake.handle(self.path, body)
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            stall = fake.take_stall()
+            if stall:
+                time.sleep(stall)  # the fake server answers late; the test itself never sleeps
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+            except OSError:
+                self.close_connection = True  # the client gave up waiting
 
     return Handler
 

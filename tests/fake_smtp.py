@@ -3,7 +3,9 @@
 Speaks EHLO/HELO, STARTTLS and implicit TLS (given a server SSLContext), AUTH PLAIN, MAIL FROM, RCPT TO, DATA,
 RSET, NOOP and QUIT over a socketserver thread, so the notifier's real smtplib client is exercised end to end.
 Failures: a chosen greeting, per-recipient RCPT replies, a DATA reply, an AUTH reply (optionally echoing the
-credentials it received, as a careless server might), and dropping the connection at a given command.
+credentials it received, as a careless server might), dropping the connection at a given command, and
+`stall_data` (the message is accepted but the reply comes late: a client timeout that did deliver). `port`
+restarts a server on the port of an earlier one (a relay that was unreachable for a while).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import base64
 import socketserver
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -44,6 +47,7 @@ class FakeSmtpServer:
         tls_context: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
         greeting: Reply = (220, "fake.test ESMTP ready"),
+        port: int = 0,
     ) -> None:
         self.credentials = credentials
         self.tls_context = tls_context
@@ -54,9 +58,10 @@ class FakeSmtpServer:
         self.auth_reply: Reply | None = None
         self.echo_credentials = False
         self.drop_on: str | None = None
+        self.stall_data = 0.0  # seconds to wait before answering the next DATA (the message is kept)
         self.commands: list[str] = []
         self.messages: list[Received] = []
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Handler, bind_and_activate=True)
+        self._server = _Server(("127.0.0.1", port), _Handler, bind_and_activate=True)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
@@ -73,6 +78,10 @@ class FakeSmtpServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -180,6 +189,14 @@ class _Handler(socketserver.StreamRequestHandler):
             s = self.session
             self.fake.messages.append(Received(s.mail_from or "", list(s.rcpt_to), b"".join(lines), s.tls, s.user))
         self.session.mail_from, self.session.rcpt_to = None, []
+        stall, self.fake.stall_data = self.fake.stall_data, 0.0
+        if stall:
+            time.sleep(stall)  # the fake server answers late; the test itself never sleeps
+            try:
+                self.reply(code, text)
+            except OSError:
+                return False  # the client gave up waiting
+            return True
         self.reply(code, text)
         return True
 

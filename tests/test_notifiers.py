@@ -1,5 +1,6 @@
-"""Notifiers against a real protocol peer: python-telegram-bot talks to the fake Bot API server on loopback.
-Failures are classified as the outbox needs them: fatal (400/403) or transient (429, 5xx, network)."""
+"""Telegram and console specifics (the behaviour every channel shares is in test_channels.py): HTML as sent,
+refusals (400, 403, 401 invalid token) fatal, the message id returned, the size-limit table and its
+HTML-safe truncation, and the registry that builds the active channels from config."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import pytest
 from alerts.notifiers import build_notifiers
 from alerts.notifiers.base import DeliveryError, NotConfiguredError
 from alerts.notifiers.console import ConsoleNotifier
+from alerts.notifiers.limits import measure, truncate, truncate_html
 from alerts.notifiers.telegram import TelegramNotifier
 from config.env import Environment
 from config.loader import parse_config
 from tests.conftest import TOKEN
-from tests.fake_telegram import FakeTelegramServer
+from tests.fake_telegram import FakeTelegramServer, parse_html
 
 
 def _tg(server: FakeTelegramServer, chats: list[int] | None = None) -> TelegramNotifier:
@@ -45,29 +47,53 @@ def test_telegram_bad_html_is_fatal(telegram: FakeTelegramServer) -> None:
     assert info.value.fatal
 
 
-def test_telegram_unknown_chat_is_fatal() -> None:
-    with FakeTelegramServer(known_chats=[1]) as server, pytest.raises(DeliveryError) as info:
+@pytest.mark.parametrize(("status", "description"), [(403, "Forbidden: bot was kicked from the group chat"),
+                                                     (400, "Bad Request: chat not found")])
+def test_telegram_refusals_are_fatal(telegram: FakeTelegramServer, status: int, description: str) -> None:
+    telegram.fail_next("sendMessage", status, description)
+    with pytest.raises(DeliveryError) as info:
+        asyncio.run(_send(_tg(telegram), "hi"))
+    assert info.value.fatal and description.split(": ")[1].lower() in str(info.value).lower()
+
+
+def test_telegram_invalid_token_is_fatal() -> None:
+    with FakeTelegramServer(tokens=["654321:another-valid-token-xyz"]) as server, pytest.raises(DeliveryError) as info:
         asyncio.run(_send(_tg(server), "hi"))
-    assert info.value.fatal and "chat not found" in str(info.value).lower()
+    assert info.value.fatal and "InvalidToken" in str(info.value)
 
 
-def test_telegram_rate_limit_is_transient_with_retry_after(telegram: FakeTelegramServer) -> None:
-    telegram.fail_next("sendMessage", 429, "Too Many Requests: retry after 7", retry_after=7)
-    with pytest.raises(DeliveryError) as info:
-        asyncio.run(_send(_tg(telegram), "hi"))
-    assert not info.value.fatal and info.value.retry_after == 7
+def test_telegram_returns_the_message_id(telegram: FakeTelegramServer) -> None:
+    async def go() -> str | None:
+        n = _tg(telegram)
+        try:
+            await n.send("42", "一")
+            return await n.send("42", "二")
+        finally:
+            await n.close()
+
+    assert asyncio.run(go()) == str(telegram.messages[1]["message_id"])
 
 
-def test_telegram_server_down_is_transient(telegram: FakeTelegramServer) -> None:
-    telegram.down = True
-    with pytest.raises(DeliveryError) as info:
-        asyncio.run(_send(_tg(telegram), "hi"))
-    assert not info.value.fatal
-
-
-def test_telegram_long_message_is_truncated(telegram: FakeTelegramServer) -> None:
+def test_telegram_cut_of_plain_text_is_exactly_the_limit(telegram: FakeTelegramServer) -> None:
     asyncio.run(_send(_tg(telegram), "字" * 5000))
-    assert len(telegram.messages[0]["text"]) == 4096
+    assert len(telegram.messages[0]["text"]) == 4096 and telegram.messages[0]["text"].endswith("…")
+
+
+@pytest.mark.parametrize("limit", [5, 9, 17, 30, 64, 79])
+def test_truncate_html_never_splits_a_tag_or_entity_and_closes_tags(limit: int) -> None:
+    source = '<b>舆情&amp;<i>监测 &#128293;</i></b> <a href="https://x.cn/?a=1&amp;b=2">原文</a> 😀尾'
+    cut = truncate_html(source, limit)
+    assert measure(cut, "utf16") <= limit and cut.count("…") == 1
+    parse_html(cut)  # the fake's strict Telegram HTML parser accepts it: tags balanced, entities whole
+    assert source.startswith(cut[: cut.index("…")])
+    assert truncate_html(source, 1000) == source
+
+
+def test_truncate_counts_each_unit() -> None:
+    assert measure("😀a", "utf16") == 3 and measure("😀a", "utf8") == 5 and measure("😀a", "chars") == 2
+    assert truncate("😀😀😀", 5, "utf16") == "😀😀…"
+    assert truncate("舆情监测", 7, "utf8") == "舆…"
+    assert truncate("abcdef", 4) == "abc…" and truncate("abc", 3) == "abc"
 
 
 def test_telegram_needs_token_and_chats() -> None:

@@ -3,7 +3,10 @@ post, classify the reply, close), UTF-8-safe truncation, and secrets kept out of
 
 A robot subclass says only how to build its request (`request`) and where its reply keeps the result code
 (`result`); failures are classified here: network errors, HTTP 429/5xx and the robot's transient codes are
-retried later, everything else is fatal.
+retried later, everything else is fatal. A read timeout may have delivered the message (`maybe_delivered`).
+Size limits come from the one table in alerts/notifiers/limits.py. The robots are sent ``text`` messages,
+which the platforms show literally (no markup), so untrusted text needs no escaping there — except
+Feishu, whose text messages turn ``<at user_id=…>`` into mentions (see feishu.py).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from typing import Any, ClassVar, Literal
 import httpx
 
 from alerts.notifiers.base import DeliveryError, NotConfiguredError, SendMeta
+from alerts.notifiers.limits import truncate
 
 RATE_LIMIT_WAIT = 60.0  # robots allow about 20 messages per minute
-ELLIPSIS = "…"
 RECEIVER = "default"
 
 
@@ -36,11 +39,7 @@ class RobotReply:
 
 def truncate_utf8(text: str, limit: int) -> str:
     """`text` if it fits in `limit` UTF-8 bytes, else its longest prefix that fits together with "…"."""
-    data = text.encode("utf-8")
-    if len(data) <= limit:
-        return text
-    room = max(limit - len(ELLIPSIS.encode("utf-8")), 0)
-    return data[:room].decode("utf-8", errors="ignore") + ELLIPSIS
+    return truncate(text, limit, "utf8")
 
 
 def scrub(text: str, secrets: tuple[str, ...]) -> str:
@@ -113,7 +112,9 @@ async def post_json(
         resp = await client.post(url, content=data, headers={"Content-Type": "application/json; charset=utf-8"})
     except httpx.HTTPError as exc:
         detail = scrub(str(exc), secrets) or "no detail"
-        raise DeliveryError(f"network error: {type(exc).__name__}: {detail}", fatal=False) from None
+        sent = isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+        raise DeliveryError(f"network error: {type(exc).__name__}: {detail}", fatal=False,
+                            maybe_delivered=sent) from None
     try:
         body = resp.json()
     except ValueError:
@@ -175,7 +176,7 @@ class RobotNotifier:
     def transient_codes(self, message: object) -> frozenset[int]:
         return self.TRANSIENT
 
-    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> None:
+    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> str | None:
         check_receiver(receiver)
         url, payload = self.request(body)
         if self._client is None:
@@ -183,6 +184,7 @@ class RobotNotifier:
         reply = await post_json(self._client, url, payload, self._secrets)
         code, message = self.result(reply)
         classify(reply, code, message, transient_codes=self.transient_codes(message), secrets=self._secrets)
+        return None  # the robots return no message id
 
     async def close(self) -> None:
         if self._client is not None:

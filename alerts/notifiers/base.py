@@ -7,12 +7,16 @@ from typing import ClassVar, Literal, Protocol
 
 
 class DeliveryError(Exception):
-    """A send failed. `fatal` means retrying cannot help (bad request, forbidden, unknown chat)."""
+    """A send failed. `fatal` means retrying cannot help (bad request, forbidden, unknown chat).
+    `maybe_delivered` means the request may have reached the service before the failure (a timeout after
+    it was sent): a retry may duplicate the message, so the outbox marks it (see alerts/outbox.py)."""
 
-    def __init__(self, message: str, *, fatal: bool, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, fatal: bool, retry_after: float | None = None,
+                 maybe_delivered: bool = False) -> None:
         super().__init__(message)
         self.fatal = fatal
         self.retry_after = retry_after
+        self.maybe_delivered = maybe_delivered
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,9 @@ class Notifier(Protocol):
         """Who gets every alert on this channel (chat ids, addresses …)."""
         ...
 
-    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> None:
-        """Deliver one message or raise DeliveryError."""
+    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> str | None:
+        """Deliver one message or raise DeliveryError. Returns the channel's id of the message when it gives
+        one (Telegram message_id, email Message-ID), else None."""
         ...
 
     async def close(self) -> None: ...

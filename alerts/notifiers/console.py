@@ -18,11 +18,12 @@ class ConsoleNotifier:
     def receivers(self) -> list[str]:
         return ["stdout"]
 
-    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> None:
+    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> str | None:
         stream = self._stream or sys.stdout
         rule = "─" * 40
         stream.write(f"{rule}\n{body}\n{rule}\n")
         stream.flush()
+        return None
 
     async def close(self) -> None:
         return None

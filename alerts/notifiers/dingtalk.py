@@ -29,9 +29,10 @@ import httpx
 from alerts.clock import Clock, SystemClock
 from alerts.notifiers._robot import RobotNotifier, check_http_url, protect_secrets, truncate_utf8
 from alerts.notifiers.base import NotConfiguredError
+from alerts.notifiers.limits import LIMITS
 
 log = logging.getLogger(__name__)
-DINGTALK_TEXT_LIMIT = 20000  # bytes of UTF-8 in text.content
+DINGTALK_TEXT_LIMIT = LIMITS["dingtalk"].size  # bytes of UTF-8 in text.content
 
 
 def dingtalk_timestamp(now: datetime) -> int:

@@ -5,9 +5,11 @@ when a user and password are configured, and submits one message whose Subject i
 (RFC 2047-encoded by `email.message.EmailMessage`) and whose text is the whole body. It returns when the server
 accepted the message, otherwise raises DeliveryError: connection failures, timeouts, a dropped session and
 4xx replies are transient; 5xx replies (550 mailbox unavailable, 553 bad address, 535 authentication failed),
-a refused TLS certificate and a server without a required extension are fatal. Error messages never carry the
-password (a server that echoes credentials back is scrubbed). Credentials are refused over an unencrypted
-session except to a loopback relay.
+a refused TLS certificate and a server without a required extension are fatal. A failure once DATA has begun
+(a reply that timed out, a dropped session) may come after the server kept the message (`maybe_delivered`).
+`send` returns the Message-ID header of the sent message. Error messages never carry the password (a server
+that echoes credentials back is scrubbed). Credentials are refused over an unencrypted session except to a
+loopback relay.
 """
 
 from __future__ import annotations
@@ -22,18 +24,18 @@ from typing import ClassVar, Literal
 
 from alerts.clock import Clock, SystemClock
 from alerts.notifiers.base import DeliveryError, NotConfiguredError, SendMeta
+from alerts.notifiers.limits import LIMITS, truncate
 
 Security = Literal["starttls", "tls", "none"]
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 DEFAULT_SUBJECT = "舆情告警"
-MAX_SUBJECT_CHARS = 200
+MAX_SUBJECT_CHARS = LIMITS["email_subject"].size
 
 
 def build_message(body: str, *, sender: str, receiver: str, clock: Clock) -> EmailMessage:
     """The message for one receiver: Subject = first non-empty line of the body, text = the body."""
     headline = next((line.strip() for line in body.splitlines() if line.strip()), "") or DEFAULT_SUBJECT
-    if len(headline) > MAX_SUBJECT_CHARS:
-        headline = headline[: MAX_SUBJECT_CHARS - 1] + "…"
+    headline = truncate(headline, MAX_SUBJECT_CHARS)
     msg = EmailMessage()
     msg["Subject"] = headline
     msg["From"] = sender
@@ -86,7 +88,7 @@ class EmailNotifier:
     def receivers(self) -> list[str]:
         return list(self._to)
 
-    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> None:
+    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> str | None:
         try:
             msg = build_message(body, sender=self._sender, receiver=receiver, clock=self._clock)
         except ValueError as exc:  # a header with a line break, text that cannot be encoded
@@ -94,21 +96,39 @@ class EmailNotifier:
         try:
             await asyncio.to_thread(self._submit, msg, receiver)
         except DeliveryError as exc:
-            raise DeliveryError(self._scrub(str(exc)), fatal=exc.fatal, retry_after=exc.retry_after) from None
+            raise DeliveryError(self._scrub(str(exc)), fatal=exc.fatal, retry_after=exc.retry_after,
+                                maybe_delivered=exc.maybe_delivered) from None
+        return str(msg["Message-ID"])
 
     async def close(self) -> None:
         return None  # one SMTP session per message: nothing stays open
 
     def _submit(self, msg: EmailMessage, receiver: str) -> None:
+        """One SMTP transaction. A failure once DATA has begun leaves it unknown whether the server kept the
+        message (e.g. it stored it, then the reply timed out): such a transient error is `maybe_delivered`."""
+        payload = msg.as_bytes()
+        in_data = False
         try:
             with self._connect() as smtp:
                 if self._security == "starttls":
                     smtp.starttls(context=self._ssl)
                 if self._user and self._password:
                     smtp.login(self._user, self._password)
-                smtp.send_message(msg, from_addr=self._sender, to_addrs=[receiver])
+                smtp.ehlo_or_helo_if_needed()
+                code, reply = smtp.mail(self._sender)
+                if code != 250:
+                    raise smtplib.SMTPSenderRefused(code, reply, self._sender)
+                code, reply = smtp.rcpt(receiver)
+                if code not in (250, 251):
+                    raise smtplib.SMTPRecipientsRefused({receiver: (code, reply)})
+                in_data = True
+                code, reply = smtp.data(payload)
+                if code != 250:
+                    raise smtplib.SMTPDataError(code, reply)
         except (OSError, ValueError) as exc:  # smtplib, ssl and socket errors are all OSError
-            raise classify(exc) from None
+            err = classify(exc)
+            err.maybe_delivered = in_data and not err.fatal
+            raise err from None
 
     def _connect(self) -> smtplib.SMTP:
         if self._security == "tls":

@@ -9,7 +9,8 @@ Signing is optional, as on the platform (keywords or an IP allow-list are the al
 secret, messages go unsigned.
 
 The reply is ``{"code": 0, "msg": "success"}`` (older deployments: ``{"StatusCode": 0, ...}``). The whole
-request body is kept under 20 KB by cutting the text at a character boundary. Failures: network,
+request body is kept under 20 KB by cutting the text at a character boundary. An ``<at …>`` tag in the text
+(which Feishu would turn into a mention, ``user_id="all"`` of everyone) is neutralized. Failures: network,
 HTTP 429/5xx, code 11232 (frequency limited) and 9499 when its msg says "too many request" are transient;
 any other code (19021 sign mismatch or stale timestamp, 19022 IP not allowed, 19024 keyword missing, 9499
 bad request …) and other HTTP 4xx are fatal. Neither the hook token nor the secret is ever logged.
@@ -22,6 +23,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -30,10 +32,18 @@ import httpx
 from alerts.clock import Clock, SystemClock
 from alerts.notifiers._robot import RobotNotifier, RobotReply, check_http_url, protect_secrets, truncate_utf8
 from alerts.notifiers.base import NotConfiguredError
+from alerts.notifiers.limits import LIMITS
 
 log = logging.getLogger(__name__)
-FEISHU_BODY_LIMIT = 20 * 1024  # bytes of the whole JSON request body
+FEISHU_BODY_LIMIT = LIMITS["feishu"].size  # bytes of the whole JSON request body
 HOOK_PREFIX = "/open-apis/bot/v2/hook/"
+_AT_TAG = re.compile(r"<(?=\s*/?\s*at\b)", re.IGNORECASE)
+
+
+def neutralize(text: str) -> str:
+    """Feishu text messages turn `<at user_id="all">` into a mention of everyone: crawled text must not, so
+    the "<" of an at tag becomes a full-width "＜" (the officer still reads it)."""
+    return _AT_TAG.sub("＜", text)
 
 
 def feishu_sign(secret: str, timestamp_s: int) -> str:
@@ -81,7 +91,7 @@ class FeishuNotifier(RobotNotifier):
         if self._secret is not None:
             ts = int(now.timestamp())
             head = {"timestamp": str(ts), "sign": feishu_sign(self._secret, ts)}
-        return fit_payload({**head, "msg_type": "text"}, body)
+        return fit_payload({**head, "msg_type": "text"}, neutralize(body))
 
     def request(self, body: str) -> tuple[httpx.URL, dict[str, Any]]:
         return self._url, self.payload(body, self._clock.now())

@@ -5,12 +5,14 @@ UTC>} with the headers
   Content-Type: application/json
   X-Yuqing-Signature: sha256=<hex HMAC-SHA256(secret, raw request body bytes)>
   X-Yuqing-Timestamp: <unix seconds, the same instant as sent_at>
-  Idempotency-Key: <hex SHA-256 of receiver and text>
+  Idempotency-Key: <the delivery's stable key (SendMeta.idempotency_key); without one, SHA-256 of receiver
+                   and text>
 A receiver recomputes the HMAC over the raw bytes it received and compares in constant time; as sent_at is
 inside the signed body, it can also reject stale (replayed) requests. The outbox may retry a request whose first
-attempt did arrive: the retry carries the same Idempotency-Key (it depends only on receiver and text), so the
-receiver can drop the duplicate. The secret is required: an unsigned webhook lets anyone who learns the URL
-forge alerts, so without YUQING_WEBHOOK_SECRET the notifier is not configured.
+attempt did arrive (a timeout, a crash mid-send): the retry carries the same Idempotency-Key — one key per
+outbox delivery, unchanged on every retry even if the text changes — so the receiver can drop the duplicate.
+The secret is required: an unsigned webhook lets anyone who learns the URL forge alerts, so without
+YUQING_WEBHOOK_SECRET the notifier is not configured.
 2xx is delivered; 408, 429, 5xx and network errors are transient (Retry-After honoured); other statuses
 (4xx, and 3xx: redirects are not followed with a signed body) are fatal. Errors never contain the secret.
 """
@@ -44,8 +46,9 @@ def sign(secret: str, raw: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
 
 
-def build_request(secret: str, receiver: str, body: str, now: datetime) -> tuple[bytes, dict[str, str]]:
-    """The exact bytes to POST and their headers."""
+def build_request(secret: str, receiver: str, body: str, now: datetime,
+                  key: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """The exact bytes to POST and their headers (`key`: the delivery's idempotency key)."""
     sent_at = now.astimezone(UTC).isoformat()
     payload = {"version": PAYLOAD_VERSION, "text": body, "sent_at": sent_at}
     raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -53,7 +56,7 @@ def build_request(secret: str, receiver: str, body: str, now: datetime) -> tuple
         "Content-Type": "application/json",
         "X-Yuqing-Signature": sign(secret, raw),
         "X-Yuqing-Timestamp": str(int(now.timestamp())),
-        "Idempotency-Key": idempotency_key(receiver, body),
+        "Idempotency-Key": key or idempotency_key(receiver, body),
     }
     return raw, headers
 
@@ -93,23 +96,25 @@ class WebhookNotifier:
     def receivers(self) -> list[str]:
         return ["default"]
 
-    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> None:
+    async def send(self, receiver: str, body: str, meta: SendMeta | None = None) -> str | None:
         now = self._clock.now()
+        key = meta.idempotency_key if meta is not None else None
         try:
-            raw, headers = build_request(self._secret, receiver, body, now)
+            raw, headers = build_request(self._secret, receiver, body, now, key)
         except ValueError as exc:  # text that is not valid Unicode (a lone surrogate)
             raise DeliveryError(f"webhook payload cannot be encoded: {exc}", fatal=True) from None
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
         try:
             response = await self._client.post(self._url, content=raw, headers=headers)
-        except httpx.TimeoutException:
-            raise DeliveryError("webhook timed out", fatal=False) from None
+        except httpx.TimeoutException as exc:
+            sent = not isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
+            raise DeliveryError("webhook timed out", fatal=False, maybe_delivered=sent) from None
         except httpx.HTTPError as exc:
             raise DeliveryError(self._scrub(f"webhook unreachable: {type(exc).__name__}: {exc}"), fatal=False) from None
         status = response.status_code
         if 200 <= status < 300:
-            return
+            return None
         detail = self._scrub(f"webhook answered {status}: {response.text[:MAX_ERROR_BODY]}")
         if status in (408, 429) or status >= 500:
             after = parse_retry_after(response.headers.get("Retry-After"), now)

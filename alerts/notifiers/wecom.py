@@ -21,8 +21,9 @@ import httpx
 
 from alerts.notifiers._robot import RobotNotifier, check_http_url, protect_secrets, truncate_utf8
 from alerts.notifiers.base import NotConfiguredError
+from alerts.notifiers.limits import LIMITS
 
-WECOM_TEXT_LIMIT = 2048  # bytes of UTF-8 in text.content
+WECOM_TEXT_LIMIT = LIMITS["wecom"].size  # bytes of UTF-8 in text.content
 
 
 class WeComNotifier(RobotNotifier):
