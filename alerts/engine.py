@@ -28,10 +28,12 @@ from alerts.render import DeadlineView, EscalationView, IncidentView, SourceHeal
 from alerts.roster import Person
 from models.db import session_scope
 from models.enums import (
+    SUGGESTED_HANDLING,
     Category,
     DeadlineStatus,
     DeliveryOutcome,
     EventKind,
+    HandlingType,
     IncidentStatus,
     NotifyReason,
     Sentiment,
@@ -224,11 +226,15 @@ class AlertEngine:
             return [EscalationDue(inc.id, inc.token, inc.next_escalation_at)]
 
     def severity_changed(self, s: Session, incident_id: int, now: datetime) -> list[Trigger]:
-        """After `actions.change_severity` (same transaction): an incident no longer IV loses its quiet-hours
-        hold — held notices go out now and a held escalation step comes due one wait from now. Returns the
-        triggers to schedule after commit. Does not commit."""
+        """After `actions.change_severity` (same transaction): tell the groups and the people on duty what
+        changed and which clocks now run (a raised incident may be overdue already: its trigger fires at once).
+        An incident no longer IV loses its quiet-hours hold — held notices go out now and a held escalation
+        step comes due one wait from now. Returns the triggers to schedule after commit. Does not commit."""
         inc = s.get(Incident, incident_id)
-        if self.router is None or inc is None or inc.id is None or Severity(inc.severity) is Severity.IV:
+        if inc is None or inc.id is None:
+            return []
+        self._severity_notice(s, inc, now)
+        if self.router is None or Severity(inc.severity) is Severity.IV:
             return []
         held = s.exec(select(Delivery).where(Delivery.incident_id == inc.id, Delivery.attempts == 0,
                                              Delivery.outcome == DeliveryOutcome.PENDING)
@@ -241,6 +247,28 @@ class AlertEngine:
             inc.next_escalation_at = soon
             out.append(EscalationDue(inc.id, inc.token, soon))
         return out
+
+    def _severity_notice(self, s: Session, inc: Incident, now: datetime) -> None:
+        """【等级调整】: the latest severity change of `inc` (its SEVERITY_CHANGED event), once per change."""
+        assert inc.id is not None
+        event = s.exec(select(IncidentEvent).where(IncidentEvent.incident_id == inc.id,
+                                                   IncidentEvent.kind == EventKind.SEVERITY_CHANGED.value)
+                       .order_by(col(IncidentEvent.id).desc())).first()
+        if event is None or event.id is None:
+            return
+        old, new = Severity(event.detail["from"]), Severity(event.detail["to"])
+        why = event.detail.get("reason") or ""
+        change = (f"等级由 {old.value} {old.label} 调整为 {new.value} {new.label}（{event.actor}：{why}），"
+                  "时限自首次发现起重新计算")
+        rows = s.exec(select(Deadline).where(Deadline.incident_id == inc.id).order_by(col(Deadline.due_at))).all()
+        message = render(NotifyReason.UPDATE, incident_view(inc), [deadline_view(inc, d) for d in rows],
+                         now=now, tz=self.tz, change=change)
+        receivers = self.receivers
+        if self.router is not None:
+            roster = self.router.roster(s, now)
+            receivers = receivers + self.router.receivers(self.router.duty_and_department(roster, inc, now))
+        enqueue(s, alert_key=f"severity:{inc.id}:{event.id}", reason=NotifyReason.UPDATE, message=message,
+                receivers=receivers, now=now, incident_id=inc.id)
 
     def _step(self, s: Session, inc: Incident, now: datetime) -> None:
         assert self.router is not None and inc.id is not None
@@ -291,6 +319,9 @@ def incident_view(inc: Incident) -> IncidentView:
         sentiment=Sentiment(inc.sentiment), first_seen_at=inc.first_seen_at, source=inc.source,
         source_url=inc.source_url, post_count=inc.post_count, drill=inc.drill, time_scale=dl.scale(inc.policy),
         **view_fields(heat=inc.heat, trend=inc.heat_trend, source_count=inc.source_count, features=inc.features),
+        handling=HandlingType(inc.handling_type) if inc.handling_type
+        else SUGGESTED_HANDLING.get(Category(inc.category)),
+        handling_assessed=bool(inc.handling_type),
     )
 
 

@@ -120,7 +120,8 @@ def idempotency_key(alert_key: str, channel: str, receiver: str) -> str:
 
 
 # Reasons whose message is about one incident an officer can act on (buttons where the channel has them).
-ACTIONABLE = frozenset({NotifyReason.OPENED, NotifyReason.REMINDER, NotifyReason.OVERDUE, NotifyReason.ESCALATION})
+ACTIONABLE = frozenset({NotifyReason.OPENED, NotifyReason.REMINDER, NotifyReason.OVERDUE, NotifyReason.ESCALATION,
+                        NotifyReason.UPDATE})
 
 
 def send_meta(row: Delivery) -> SendMeta:

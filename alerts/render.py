@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 
-from models.enums import Category, NotifyReason, Sentiment, Severity
+from models.enums import Category, HandlingType, NotifyReason, Sentiment, Severity
 
 DRILL_MARK = "【演练】"
 _TITLE_MARK = {
@@ -44,6 +44,8 @@ class IncidentView:
     heat_recent: int = 0  # posts in the last heat window
     heat_window_s: float = 600.0
     source_count: int = 0
+    handling: HandlingType | None = None  # assessed (研判) or suggested from the category
+    handling_assessed: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,19 +85,26 @@ def render(
     tz: tzinfo,
     subject: DeadlineView | None = None,
     escalation: EscalationView | None = None,
+    change: str | None = None,
 ) -> Message:
     """Render one notice. `subject` is the deadline a reminder or overdue notice is about; `escalation` says
-    who did not acknowledge an escalation notice."""
+    who did not acknowledge an escalation notice; `change` what changed (an UPDATE notice: severity raised)."""
     head = _headline(reason, incident, subject)
     lines: list[tuple[str, str]] = []  # (plain, html) pairs
     if escalation is not None:
         text = escalation_line(escalation)
         lines.append((text, html.escape(text)))
+    if change:
+        lines.append((change, html.escape(change)))
     if reason is NotifyReason.OVERDUE and subject is not None:
         due = _display_due(subject)
         text = f"{_deadline_name(subject)}时限已于 {_when(due, now, incident, tz)} 到期，尚未标记完成。"
         lines.append((text, html.escape(text)))
     lines.append(_facts(incident, heat=reason is NotifyReason.OPENED))
+    if incident.handling is not None and reason in (NotifyReason.OPENED, NotifyReason.ESCALATION,
+                                                    NotifyReason.UPDATE):
+        text = handling_line(incident)
+        lines.append((text, html.escape(text)))
     seen = f"首次发现：{_when(incident.first_seen_at, now, incident, tz)}（{incident.source}）"
     lines.append((seen, html.escape(seen)))
     shown = [subject] if reason is NotifyReason.REMINDER and subject is not None else deadlines
@@ -178,6 +187,8 @@ def _headline(reason: NotifyReason, incident: IncidentView, subject: DeadlineVie
         return f"{drill}【提醒】{_TITLE_MARK[incident.severity]}{title}"
     if reason is NotifyReason.ESCALATION:
         return f"{drill}【升级】{_TITLE_MARK[incident.severity]}{title}"
+    if reason is NotifyReason.UPDATE:
+        return f"{drill}【等级调整】{_TITLE_MARK[incident.severity]}{title}"
     return f"{drill}{_TITLE_MARK[incident.severity]}{title}"
 
 
@@ -189,6 +200,13 @@ def _facts(incident: IncidentView, *, heat: bool = False) -> tuple[str, str]:
     if heat and incident.heat is not None:  # measured as posts arrive: current in the opening alert only
         text += f"　{heat_text(incident)}"
     return text, html.escape(text)
+
+
+def handling_line(incident: IncidentView) -> str:
+    """处置建议：模糊认识 → 主动发布权威信息，讲清事实 (处置类型 once 研判 chose it)."""
+    assert incident.handling is not None
+    name = "处置类型" if incident.handling_assessed else "处置建议"
+    return f"{name}：{incident.handling.label} → {incident.handling.publish}"
 
 
 _TREND_ARROW = {"rising": "↑", "steady": "→", "falling": "↓"}

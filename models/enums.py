@@ -151,6 +151,18 @@ HANDLING_LABELS: dict[HandlingType, tuple[str, str]] = {
 }
 
 
+# What an officer is advised to do before 研判, from the category (shown as 处置建议 in the opening alert):
+# an emergency and a policy leave the public unsure (authoritative information), a rumour is refuted, a
+# government-image matter needs its investigation published, a livelihood matter its solution.
+SUGGESTED_HANDLING: dict[Category, HandlingType] = {
+    Category.EMERGENCY: HandlingType.CONFUSION,
+    Category.MAJOR_POLICY: HandlingType.CONFUSION,
+    Category.FALSE_INFO: HandlingType.FALSE_INFO,
+    Category.GOV_IMAGE: HandlingType.MAJOR_PROBLEM,
+    Category.LIVELIHOOD: HandlingType.REAL_DIFFICULTY,
+}
+
+
 class DutyRole(StrEnum):
     """The escalation chain's rungs (值班员 → 科室负责人 → 分管领导 → 主要领导)."""
 

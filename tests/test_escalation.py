@@ -367,7 +367,8 @@ def test_raising_a_held_iv_releases_it_at_once(db: Engine, model: TextModel, set
         for item in follow:
             h.scheduler.schedule(item)
         await h.advance_to(T0 + 29 * M)
-        assert len(_to(telegram, PEOPLE["张三"])) == 1  # the opening notice goes out now
+        opening, raised = _to(telegram, PEOPLE["张三"])  # the held opening notice goes out now, and the change
+        assert opening.startswith("【一般舆情】") and raised.startswith("【等级调整】【重大舆情】")
         await h.advance_to(T0 + 44 * M)
         assert len(_to(telegram, PEOPLE["李四"])) == 1  # and escalation runs on from here, not from 07:30
         await tg.close()

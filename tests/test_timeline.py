@@ -214,6 +214,10 @@ def test_response_timeline_escalation_ack_release_raise_miss_restart(
     asyncio.run(second_life())
 
     group = _to(telegram, GROUP)
+    assert "处置建议：模糊认识 → 主动发布权威信息，讲清事实" in group[0]  # from the category, before 研判
+    [raised] = [t for t in group if t.startswith("【等级调整】【重大舆情】")]
+    assert "等级由 III 较大 调整为 II 重大（张三：研判）" in raised
+    assert "距5小时权威信息发布时限还剩 2小时40分" in raised  # counted from first detection
     assert not any("已超时" in t and "权威信息发布" in t.splitlines()[0] for t in group)  # met on time
     assert sum("还剩 30分" in t for t in group) == 0  # the 4.5 h reminder never went out
     overdue = [t for t in group if t.startswith("【超时】新闻发布会 已超时")]
