@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from alerts import actions, overview
 from alerts.actions import ActionResult
+from alerts.handling import draft
 from config.env import Environment
 from config.loader import load_config
 from models.db import session_scope
@@ -67,7 +68,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                 print(f"未找到舆情事件 #{args.id}", file=sys.stderr)
                 return 1
             if args.json:
-                print(json.dumps(overview.detail_json(detail, now), ensure_ascii=False, indent=2))
+                print(json.dumps(overview.detail_json(detail, now, tz), ensure_ascii=False, indent=2))
             else:
                 print(show_text(detail, now=now, tz=tz))
     finally:
@@ -77,7 +78,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def show_text(detail: overview.Detail, *, now: datetime, tz: tzinfo) -> str:
     """The details, then every event and every delivery (the bot shows only the last few events)."""
-    lines = [overview.render_detail(detail, now=now, tz=tz, events=0).text, "", "时间线："]
+    lines = [overview.render_detail(detail, now=now, tz=tz, events=0).text]
+    text = draft(detail.overview.incident, now=now, tz=tz)
+    if text:
+        lines += ["", "发布稿参考（请补全【】内容）：", f"　{text}"]
+    lines += ["", "时间线："]
     lines += [f"　{overview.event_line(e, now=now, tz=tz)}" for e in detail.events] or ["　（无）"]
     lines += ["", "通知记录："]
     for d in detail.deliveries:

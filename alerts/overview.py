@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from alerts import deadlines as dl
 from alerts.engine import deadline_view, incident_view
+from alerts.handling import draft, handling_of
 from alerts.render import Message, countdown_line, format_remaining, format_span
 from models.enums import Category, DeadlineStatus, EventKind, HandlingType, IncidentStatus, Severity
 from models.tables import Deadline, Delivery, Incident, IncidentEvent
@@ -158,9 +159,11 @@ def _handling(inc: Incident) -> HandlingType | None:
 
 
 def handling_text(inc: Incident) -> str:
-    kind = _handling(inc)
+    kind, assessed = handling_of(inc)
     if kind is None:
         return f"分类处置：{inc.handling_type}" if inc.handling_type else "分类处置：未研判"
+    if not assessed:
+        return f"分类处置：未研判　处置建议：{kind.label} → {kind.publish}"
     return f"分类处置：{kind.label}　处置建议：{kind.publish}"
 
 
@@ -299,8 +302,9 @@ def overview_json(o: Overview, now: datetime) -> dict[str, Any]:
     }
 
 
-def detail_json(detail: Detail, now: datetime) -> dict[str, Any]:
+def detail_json(detail: Detail, now: datetime, tz: tzinfo = UTC) -> dict[str, Any]:
     out = overview_json(detail.overview, now)
+    out["draft"] = draft(detail.overview.incident, now=now, tz=tz)
     out["events"] = [{"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "detail": e.detail} for e in detail.events]
     out["deliveries"] = [
         {"alert_key": d.alert_key, "channel": d.channel, "receiver": d.receiver, "reason": d.reason,
