@@ -128,12 +128,15 @@ def start_response(s: Session, incident_id: int, *, actor: str, now: datetime) -
     return _done(inc, f"事件 #{incident_id} 进入处置", [], s)
 
 
+def _load_published(s: Session, incident_id: int, url: str | None) -> Incident | ActionResult:
+    """The incident, for recording a publication whose link (when given) must be a web address."""
+    bad = _check_url(url) if url is not None else None
+    return ActionResult(False, bad, incident_id) if bad else _load(s, incident_id)
+
+
 def release(s: Session, incident_id: int, *, actor: str, now: datetime, url: str) -> ActionResult:
     """权威信息已发布 (with the link): meets the release deadlines (5 h, 48 h response)."""
-    bad = _check_url(url)
-    if bad:
-        return ActionResult(False, bad, incident_id)
-    inc = _load(s, incident_id)
+    inc = _load_published(s, incident_id, url)
     if isinstance(inc, ActionResult):
         return inc
     if inc.acknowledged_at is None:
@@ -148,11 +151,7 @@ def release(s: Session, incident_id: int, *, actor: str, now: datetime, url: str
 def press_conference(s: Session, incident_id: int, *, actor: str, now: datetime,
                      url: str | None = None) -> ActionResult:
     """新闻发布会已召开: meets the press-conference deadline; continuous updates follow."""
-    if url:
-        bad = _check_url(url)
-        if bad:
-            return ActionResult(False, bad, incident_id)
-    inc = _load(s, incident_id)
+    inc = _load_published(s, incident_id, url or None)
     if isinstance(inc, ActionResult):
         return inc
     inc.press_held_at = now
@@ -164,10 +163,7 @@ def press_conference(s: Session, incident_id: int, *, actor: str, now: datetime,
 
 def publish_update(s: Session, incident_id: int, *, actor: str, now: datetime, url: str) -> ActionResult:
     """持续发布: a follow-up was published; meets the pending update deadline and plans the next one."""
-    bad = _check_url(url)
-    if bad:
-        return ActionResult(False, bad, incident_id)
-    inc = _load(s, incident_id)
+    inc = _load_published(s, incident_id, url)
     if isinstance(inc, ActionResult):
         return inc
     new_rows = clocks.meet(s, inc, "update", now, actor=actor, ref=url)

@@ -10,8 +10,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
+from alerts.actions import ActionResult
 from alerts.features import extractor_for
 from alerts.heat import HeatParams
 from alerts.merge import Remeasure, merge, split
@@ -35,32 +38,26 @@ def _report(ok: bool, message: str, scheduled: int) -> int:
     return 1
 
 
-def cmd_merge(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, change: Callable[..., ActionResult], *ids: Any) -> int:
+    """Run one merge or split in its own transaction (rolled back when refused) and report it."""
     remeasure = _remeasure(args.config)
     db = open_database(Environment.from_environ().database_url)
     try:
         with session_scope(db) as s:
-            result = merge(s, args.target, args.others, actor=args.by or getpass.getuser(), now=datetime.now(UTC),
-                           remeasure=remeasure)
+            result = change(s, *ids, actor=args.by or getpass.getuser(), now=datetime.now(UTC), remeasure=remeasure)
             if not result.ok:
                 s.rollback()
     finally:
         db.dispose()
     return _report(result.ok, result.message, len(result.scheduled))
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    return _run(args, merge, args.target, args.others)
 
 
 def cmd_split(args: argparse.Namespace) -> int:
-    remeasure = _remeasure(args.config)
-    db = open_database(Environment.from_environ().database_url)
-    try:
-        with session_scope(db) as s:
-            result = split(s, args.incident, args.posts, actor=args.by or getpass.getuser(), now=datetime.now(UTC),
-                           remeasure=remeasure)
-            if not result.ok:
-                s.rollback()
-    finally:
-        db.dispose()
-    return _report(result.ok, result.message, len(result.scheduled))
+    return _run(args, split, args.incident, args.posts)
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
