@@ -77,6 +77,7 @@ class LabelledText:
     severity: str | None = None
     at: datetime | None = None
     rumour: bool | None = None  # FALSE_INFO or not, when a source says so without giving the topic
+    tag: str | None = None  # the source's own topic tag, when it has one (hot-search: Weibo's category)
     ref: str
 
     @property
@@ -250,7 +251,8 @@ def _hot_search(root: Path) -> list[LabelledText]:
     for lineno, row in _hot_rows(root):
         category, relevant = _lookup(table, str(row.get("category")))
         out.append(LabelledText(text=row["title"], category=category, relevant=relevant,
-                                at=_shanghai(row.get("first_date")), ref=f"{HOT_FILE}:{lineno}"))
+                                at=_shanghai(row.get("first_date")), ref=f"{HOT_FILE}:{lineno}",
+                                tag=str(row.get("category"))))
     return out
 
 

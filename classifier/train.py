@@ -28,8 +28,11 @@ class CorpusError(ValueError):
 
 @dataclass(frozen=True)
 class Example:
+    """One training row. `category` None (a JSONL line with "category": null) makes a sentiment-only row:
+    it trains the sentiment head and nothing else."""
+
     text: str
-    category: str
+    category: str | None
     sentiment: str
     severity: str | None
 
@@ -54,12 +57,12 @@ def _example(row: Any, path: Path, lineno: int) -> Example:
     title = str(row.get("title") or "").strip()
     text = f"{title}\n{row['text']}" if title else str(row["text"])
     try:
-        category = Category(row["category"]).value
+        category = Category(row["category"]).value if row["category"] is not None else None
         sentiment = Sentiment(row.get("sentiment", "neutral")).value
         severity = Severity(row["severity"]).value if row.get("severity") else None
     except (KeyError, ValueError) as exc:
         raise CorpusError(f"{where}: bad label: {exc}") from None
-    if category == Category.IRRELEVANT.value:
+    if category in (None, Category.IRRELEVANT.value):
         severity = None
     elif severity is None:
         severity = Severity.IV.value
@@ -86,7 +89,7 @@ def train(
 ) -> TextModel:
     """Fit the model on `examples`, save it under its data-derived version (with `cv_folds`-fold
     cross-validated scores in meta.json; 0 skips them) and, by default, make it the active model."""
-    if len({e.category for e in examples}) < 2:
+    if len({e.category for e in examples} - {None}) < 2:
         raise CorpusError("training needs examples of at least two categories")
     examples = sorted(examples, key=lambda e: e.key)  # canonical order: same data → same model, as the version says
     version = corpus_version(examples)
@@ -111,11 +114,12 @@ def _labels(examples: Sequence[Example]) -> dict[str, Sequence[str | None]]:
 def cross_validate(examples: Sequence[Example], folds: int = CV_FOLDS) -> dict[str, Any]:
     """Stratified k-fold (shuffled, seed 0) macro-F1 per head and Brier scores of the category probabilities
     (multi-class, and relevance = 1 − P(IRRELEVANT) against relevant/irrelevant). Empty when a category
-    has fewer than `folds` examples."""
+    has fewer than `folds` examples. Sentiment-only rows are left out."""
     import numpy as np
     from sklearn.metrics import f1_score
     from sklearn.model_selection import StratifiedKFold
 
+    examples = [e for e in examples if e.category is not None]
     cats = np.array([e.category for e in examples])
     if min(Counter(cats.tolist()).values()) < folds:
         return {}

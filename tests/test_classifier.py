@@ -104,6 +104,18 @@ def test_bad_training_line_names_file_and_line(tmp_path: Path) -> None:
         load_examples([bad])
 
 
+def test_sentiment_only_rows_train_the_sentiment_head_alone(tmp_path: Path) -> None:
+    rows = tmp_path / "rows.jsonl"
+    lines = [{"text": "今天好开心[哈哈]", "category": None, "sentiment": "positive", "severity": "II"},
+             {"text": "某县发生山洪", "category": "EMERGENCY", "sentiment": "negative"}]
+    rows.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines), encoding="utf-8")
+    chat, flood = load_examples([rows])
+    assert (chat.category, chat.severity, chat.sentiment) == (None, None, "positive")
+    assert (flood.category, flood.severity) == ("EMERGENCY", "IV")
+    assert all(e.category is not None for e in load_examples(seed_files())[:5])
+    assert any(e.category is None for e in load_examples(seed_files()))
+
+
 def test_train_if_missing_skips_when_a_model_is_active(tmp_path: Path, model_dir: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "pipeline", "train", "--if-missing", "--config", str(_config(tmp_path, model_dir))],

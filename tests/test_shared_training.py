@@ -66,6 +66,19 @@ def test_rows_come_from_every_training_source(shared_data: Path, rows: tuple[lis
     assert len(rows[0]) < 6000  # the recipe's caps hold
 
 
+def test_weak_relevant_labels_of_skipped_tags_are_left_out(
+    shared_data: Path, rows: tuple[list[str], Labels]
+) -> None:
+    hot = [i for i in load_dataset("hot-search", shared_data) if i.category and i.category != Category.IRRELEVANT.value]
+    assert all(i.tag for i in hot)
+    skipped = {i.text for i in hot if i.tag in SMALL.hot_skip_tags}
+    kept = {i.text for i in hot if i.tag not in SMALL.hot_skip_tags}
+    assert SMALL.hot_skip_tags and skipped - kept
+    relevant_rows = {t for t, c in zip(rows[0], rows[1]["category"], strict=True)
+                     if c not in (None, Category.IRRELEVANT.value)}
+    assert not relevant_rows & (skipped - kept)
+
+
 def test_labels_are_valid_per_head(rows: tuple[list[str], Labels]) -> None:
     texts, labels = rows
     assert {len(v) for v in labels.values()} == {len(texts)}
