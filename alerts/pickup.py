@@ -6,7 +6,10 @@ Their actions commit to the database but cannot reach this process's scheduler. 
 - a deadline created elsewhere (the next continuous update after a press conference, clocks added by a raised
   severity): it needs a trigger here. Every `every` seconds the hook schedules the pending deadlines of
   incidents updated since the last look (one period of overlap; scheduling twice is harmless, job ids are
-  `deadline:<id>` with replace_existing).
+  `deadline:<id>` with replace_existing);
+- a severity changed elsewhere (`yuqing incident assess --severity`): `announce` (the engine's
+  `severity_changed`) tells the groups and the people on duty — once, its alert key names the change — and
+  lifts a quiet-hours hold.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from sqlmodel import Session, col, select
 
 from alerts.clock import Clock
 from alerts.deadlines import Scheduled
+from alerts.escalation import Trigger
 from models.db import session_scope
-from models.enums import DeadlineStatus
-from models.tables import Deadline, Incident
+from models.enums import DeadlineStatus, EventKind
+from models.tables import Deadline, Incident, IncidentEvent
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +42,22 @@ def changed_triggers(s: Session, since: datetime) -> list[Scheduled]:
     return [Scheduled(i, t, at) for i, t, at in rows if i is not None and at is not None]
 
 
+Announce = Callable[[Session, int, datetime], list[Trigger]]
+
+
+def severity_changes(s: Session, since: datetime) -> list[int]:
+    """Incidents whose severity changed at or after `since`."""
+    rows = s.exec(select(IncidentEvent.incident_id).distinct()
+                  .where(IncidentEvent.kind == EventKind.SEVERITY_CHANGED.value)
+                  .where(col(IncidentEvent.at) >= since)).all()
+    return sorted(rows)
+
+
 class ChangePickup:
-    def __init__(self, db: Engine, clock: Clock, schedule: Callable[[Scheduled], None], *,
-                 every: timedelta = timedelta(seconds=30)) -> None:
+    def __init__(self, db: Engine, clock: Clock, schedule: Callable[[Trigger], None], *,
+                 every: timedelta = timedelta(seconds=30), announce: Announce | None = None) -> None:
         self.db, self.clock, self._schedule, self.every = db, clock, schedule, every
+        self._announce = announce
         self._since = clock.now()
         self._task: asyncio.Task[None] | None = None
 
@@ -49,7 +65,10 @@ class ChangePickup:
         """Schedule what changed since the last look; returns how many triggers were (re)made."""
         now = self.clock.now()
         with session_scope(self.db) as s:
-            items = changed_triggers(s, self._since - self.every)
+            items: list[Trigger] = list(changed_triggers(s, self._since - self.every))
+            if self._announce is not None:
+                for incident_id in severity_changes(s, self._since - self.every):
+                    items += self._announce(s, incident_id, now)
         for item in items:
             self._schedule(item)
         self._since = now

@@ -40,7 +40,8 @@ class Service:
         self.db = db
         self.t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
         self.clock = FakeClock(self.t0)
-        self.console = ConsoleNotifier(io.StringIO())
+        self.out = io.StringIO()
+        self.console = ConsoleNotifier(self.out)
         self.engine = AlertEngine(db, receivers_of([self.console]), SH)
         self.dispatcher = Dispatcher(db, [self.console], self.clock)
         self.scheduler = DeadlineScheduler(self.engine, self.dispatcher, self.clock)
@@ -162,3 +163,24 @@ def test_a_running_scheduler_picks_up_what_the_cli_changed(cli_db: Engine,
     assert missed == []
     # the stale triggers of the met clocks sent nothing; the update clock the CLI created did remind (at 22 h)
     assert [n.deadline_id for n in notices] == [clocks["update"].id]
+
+
+def test_a_severity_raised_at_a_terminal_is_announced_once_by_the_running_service(
+        cli_db: Engine, capsys: pytest.CaptureFixture[str]) -> None:
+    svc = Service(cli_db)
+    inc_id = svc.open("某县林区发生森林火灾", Severity.III, svc.t0)
+    pickup = ChangePickup(cli_db, svc.clock, svc.scheduler.schedule, announce=svc.engine.severity_changed)
+
+    async def running() -> None:
+        svc.scheduler.start(paused=True)
+        assert yuqing(capsys, "assess", str(inc_id), "--severity", "II", "--by", "张三")[0] == 0
+        svc.clock.set(datetime.now(UTC))
+        assert pickup.run_once() == 2  # the new 5 h and 24 h clocks
+        pickup.run_once()  # a second look announces nothing again
+        await svc.dispatcher.dispatch()
+        svc.scheduler.shutdown()
+
+    asyncio.run(running())
+    out = svc.out.getvalue()
+    assert out.count("【等级调整】【重大舆情】某县林区发生森林火灾") == 1
+    assert "等级由 III 较大 调整为 II 重大（张三：研判）" in out
