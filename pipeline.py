@@ -291,7 +291,8 @@ async def serve(loaded: LoadedConfig, env: Environment, *, feeds: list[str], dri
     dispatcher = Dispatcher(db, notifiers, clock, settings.alerts.rate_limits, settings.alerts.retry_for)
     scheduler = DeadlineScheduler(engine, dispatcher, clock, horizon=settings.ops.schedule_horizon)
     crawl = [sys.executable, "-m", "pipeline", "crawl", "--config", str(loaded.path)]
-    hooks: list[Hook] = [] if once else [ChangePickup(db, clock, scheduler.schedule, announce=engine.severity_changed)]
+    announce = {EventKind.SEVERITY_CHANGED: engine.severity_changed, EventKind.ACKNOWLEDGED: engine.acknowledged}
+    hooks: list[Hook] = [] if once else [ChangePickup(db, clock, scheduler.schedule, announce=announce)]
     names = {p.telegram: p.name for p in people_of(settings.roster).values() if p.telegram is not None}
     bot = None if once else build_bot(settings, env, db=db, clock=clock, tz=tz, schedule=scheduler.schedule,
                                       dispatch=scheduler.dispatcher.dispatch, names=names)

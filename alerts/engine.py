@@ -9,6 +9,7 @@ With a duty roster (`router`), notices also reach the people on duty and unackno
 
 from __future__ import annotations
 
+import html
 import logging
 from datetime import datetime, tzinfo
 from typing import Any
@@ -24,7 +25,16 @@ from alerts.escalation import EscalationDue, Router, Trigger, Wake
 from alerts.heat import view_fields
 from alerts.incidents import OpenIncident
 from alerts.outbox import Receiver, enqueue, record_superseded
-from alerts.render import DeadlineView, EscalationView, IncidentView, SourceHealthView, render, render_health
+from alerts.render import (
+    DRILL_MARK,
+    DeadlineView,
+    EscalationView,
+    IncidentView,
+    Message,
+    SourceHealthView,
+    render,
+    render_health,
+)
 from alerts.roster import Person
 from models.db import session_scope
 from models.enums import (
@@ -247,6 +257,27 @@ class AlertEngine:
             inc.next_escalation_at = soon
             out.append(EscalationDue(inc.id, inc.token, soon))
         return out
+
+    def acknowledged(self, s: Session, incident_id: int, now: datetime) -> list[Trigger]:
+        """Someone acknowledged an incident whose alert had climbed the chain: tell the people it reached that
+        the escalation stopped, and who acted (once per incident). Does not commit; returns no triggers."""
+        inc = s.get(Incident, incident_id)
+        if self.router is None or inc is None or inc.id is None or inc.acknowledged_at is None:
+            return []
+        names = s.exec(select(Delivery.person).where(Delivery.incident_id == inc.id,
+                                                     Delivery.reason == NotifyReason.ESCALATION.value)).all()
+        reached = dict.fromkeys(n for row in names if row for n in row.split("、"))
+        people = [self.router.people[n] for n in reached if n in self.router.people]
+        if not people:
+            return []
+        when = inc.acknowledged_at.astimezone(self.tz).strftime("%H:%M")
+        head = f"{DRILL_MARK if inc.drill else ''}【已确认】{' '.join(inc.title.split())[:120]}"
+        body = f"已由 {inc.acknowledged_by} 于 {when} 确认，逐级上报已停止。\n事件编号：#{inc.id}"
+        message = Message(text=f"{head}\n{body}",
+                          html=f"<b>{html.escape(head)}</b>\n{html.escape(body)}")
+        enqueue(s, alert_key=f"acknowledged:{inc.id}", reason=NotifyReason.UPDATE, message=message,
+                receivers=self.router.receivers(people), now=now, incident_id=inc.id)
+        return []
 
     def _severity_notice(self, s: Session, inc: Incident, now: datetime) -> None:
         """【等级调整】: the latest severity change of `inc` (its SEVERITY_CHANGED event), once per change."""

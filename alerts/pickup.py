@@ -7,16 +7,17 @@ Their actions commit to the database but cannot reach this process's scheduler. 
   severity): it needs a trigger here. Every `every` seconds the hook schedules the pending deadlines of
   incidents updated since the last look (one period of overlap; scheduling twice is harmless, job ids are
   `deadline:<id>` with replace_existing);
-- a severity changed elsewhere (`yuqing incident assess --severity`): `announce` (the engine's
-  `severity_changed`) tells the groups and the people on duty — once, its alert key names the change — and
-  lifts a quiet-hours hold.
+- a change to announce (`announce`, by event kind): a severity changed elsewhere (`yuqing incident assess
+  --severity`: the engine's `severity_changed` tells the groups and the people on duty and lifts a quiet-hours
+  hold), an acknowledgement (the bot's 确认, `yuqing incident ack`: `acknowledged` tells the people an
+  escalation reached that it stopped). Each notice's alert key names the change, so looking twice is harmless.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
@@ -45,19 +46,20 @@ def changed_triggers(s: Session, since: datetime) -> list[Scheduled]:
 Announce = Callable[[Session, int, datetime], list[Trigger]]
 
 
-def severity_changes(s: Session, since: datetime) -> list[int]:
-    """Incidents whose severity changed at or after `since`."""
+def changed_by(s: Session, kind: EventKind, since: datetime) -> list[int]:
+    """Incidents with an event of `kind` at or after `since`."""
     rows = s.exec(select(IncidentEvent.incident_id).distinct()
-                  .where(IncidentEvent.kind == EventKind.SEVERITY_CHANGED.value)
+                  .where(IncidentEvent.kind == kind.value)
                   .where(col(IncidentEvent.at) >= since)).all()
     return sorted(rows)
 
 
 class ChangePickup:
     def __init__(self, db: Engine, clock: Clock, schedule: Callable[[Trigger], None], *,
-                 every: timedelta = timedelta(seconds=30), announce: Announce | None = None) -> None:
+                 every: timedelta = timedelta(seconds=30),
+                 announce: Mapping[EventKind, Announce] | None = None) -> None:
         self.db, self.clock, self._schedule, self.every = db, clock, schedule, every
-        self._announce = announce
+        self._announce = dict(announce or {})
         self._since = clock.now()
         self._task: asyncio.Task[None] | None = None
 
@@ -66,9 +68,9 @@ class ChangePickup:
         now = self.clock.now()
         with session_scope(self.db) as s:
             items: list[Trigger] = list(changed_triggers(s, self._since - self.every))
-            if self._announce is not None:
-                for incident_id in severity_changes(s, self._since - self.every):
-                    items += self._announce(s, incident_id, now)
+            for kind, announce in self._announce.items():
+                for incident_id in changed_by(s, kind, self._since - self.every):
+                    items += announce(s, incident_id, now)
         for item in items:
             self._schedule(item)
         self._since = now

@@ -375,3 +375,33 @@ def test_raising_a_held_iv_releases_it_at_once(db: Engine, model: TextModel, set
         h.stop()
 
     asyncio.run(scenario())
+
+
+def test_the_people_an_escalation_reached_are_told_who_acknowledged(db: Engine, model: TextModel, settings: Settings,
+                                                                    telegram: FakeTelegramServer) -> None:
+    from alerts.pickup import ChangePickup
+    from models.enums import EventKind
+
+    h, tg = _harness(db, model, settings, telegram, T0)
+    pickup = ChangePickup(db, h.clock, h.scheduler.schedule,
+                          announce={EventKind.ACKNOWLEDGED: h.engine.acknowledged})
+
+    async def scenario() -> None:
+        await h.start()
+        inc_id = _open(h, Severity.II, "ii")
+        await h.dispatcher.dispatch()
+        await h.advance_to(T0 + 35 * M)  # 李四 and 王五 have been told
+        with session_scope(db) as s:  # 赵六 is never reached: 王五's wait is not over
+            assert actions.acknowledge(s, inc_id, actor="王五", now=h.clock.now()).ok
+        pickup.run_once()  # what the running service does every 30 s (the bot and the CLI commit elsewhere)
+        pickup.run_once()
+        await h.dispatcher.dispatch()
+        await tg.close()
+        h.stop()
+
+    asyncio.run(scenario())
+    for person in ("李四", "王五"):
+        told = [t for t in _to(telegram, PEOPLE[person]) if t.startswith("【已确认】")]
+        assert len(told) == 1 and "已由 王五 于 03:06 确认，逐级上报已停止。" in told[0]
+    assert not any(t.startswith("【已确认】") for t in _to(telegram, PEOPLE["张三"]) + _to(telegram, GROUP))
+    assert _to(telegram, PEOPLE["赵六"]) == []

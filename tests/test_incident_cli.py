@@ -24,7 +24,7 @@ from alerts.pickup import ChangePickup
 from alerts.scheduler import DeadlineScheduler
 from config.loader import load_config
 from models.db import session_scope
-from models.enums import Category, DeadlineStatus, IncidentStatus, NotifyReason, Sentiment, Severity
+from models.enums import Category, DeadlineStatus, EventKind, IncidentStatus, NotifyReason, Sentiment, Severity
 from models.tables import Deadline, Delivery, Incident, IncidentEvent
 from tests.harness import SH
 
@@ -169,7 +169,8 @@ def test_a_severity_raised_at_a_terminal_is_announced_once_by_the_running_servic
         cli_db: Engine, capsys: pytest.CaptureFixture[str]) -> None:
     svc = Service(cli_db)
     inc_id = svc.open("某县林区发生森林火灾", Severity.III, svc.t0)
-    pickup = ChangePickup(cli_db, svc.clock, svc.scheduler.schedule, announce=svc.engine.severity_changed)
+    pickup = ChangePickup(cli_db, svc.clock, svc.scheduler.schedule,
+                          announce={EventKind.SEVERITY_CHANGED: svc.engine.severity_changed})
 
     async def running() -> None:
         svc.scheduler.start(paused=True)
