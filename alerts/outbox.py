@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_
+from sqlalchemy import or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -310,7 +310,10 @@ class Dispatcher:
         """Send one message; returns when to retry after a transient failure, else None."""
         row = self._rows[send.carrier.id]
         body = batch_body(send, notifier.format, LIMITS.get(notifier.name))
-        self._update([row.id or 0], outcome=DeliveryOutcome.SENDING, attempts=row.attempts + 1)
+        if not self._claim(row):
+            self._once("claimed", f"{row.channel}:{row.receiver}", "delivery %s to %s:%s was taken by another "
+                       "dispatcher (scheduler hand-over); not sent here", row.alert_key, row.channel, row.receiver)
+            return None
         try:
             external = await notifier.send(row.receiver, body, send_meta(row))
         except DeliveryError as exc:
@@ -358,6 +361,18 @@ class Dispatcher:
         stats.deferred += len(notices)
 
     # -- helpers -------------------------------------------------------------------------------------------
+    def _claim(self, row: Delivery) -> bool:
+        """pending → sending, in one conditional UPDATE: of two dispatchers on one database (a lease hand-over)
+        only one wins a row. Counts the attempt."""
+        with session_scope(self._db) as s:
+            result = s.execute(update(Delivery).where(col(Delivery.id) == row.id)
+                               .where(col(Delivery.outcome) == DeliveryOutcome.PENDING.value)
+                               .values(outcome=DeliveryOutcome.SENDING.value, attempts=row.attempts + 1))
+            won = bool(getattr(result, "rowcount", 0) == 1)
+        if won:
+            row.outcome, row.attempts = DeliveryOutcome.SENDING, row.attempts + 1
+        return won
+
     def _update(self, ids: list[int], **changes: object) -> None:
         """Apply `changes` to the rows `ids` in one committed transaction (and to the loaded copies)."""
         if not ids:

@@ -123,3 +123,22 @@ def test_dead_channel_delays_only_itself(db: Engine, telegram: FakeTelegramServe
     stats = asyncio.run(Dispatcher(db, notifiers, FakeClock(T0)).dispatch())
     assert stats.sent == 2  # both console messages
     assert out.getvalue().count("纯文本") == 2
+
+
+def test_two_dispatchers_on_one_database_send_each_delivery_once(db: Engine, telegram: FakeTelegramServer) -> None:
+    """A lease hand-over can leave the old holder's dispatch pass running while the new holder starts its own:
+    each row is claimed (pending → sending) by one of them only."""
+    clock = FakeClock(T0)
+    first = TelegramNotifier(TOKEN, [42], base_url=telegram.base_url, timeout=2)
+    second = TelegramNotifier(TOKEN, [42], base_url=telegram.base_url, timeout=2)
+    for i in range(8):
+        _enqueue(db, [first], key=f"k{i}")
+
+    async def scenario() -> None:
+        await asyncio.gather(Dispatcher(db, [first], clock).dispatch(), Dispatcher(db, [second], clock).dispatch())
+        await first.close()
+        await second.close()
+
+    asyncio.run(scenario())
+    assert len(telegram.messages) == 8
+    assert set(_outcomes(db).values()) == {DeliveryOutcome.SENT}
