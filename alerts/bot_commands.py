@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlmodel import Session
 
 from alerts import actions
 from alerts.actions import ActionResult
+from models.enums import Category, HandlingType, Severity
 
 
 class Verdict(StrEnum):
@@ -55,6 +57,7 @@ class BotAction(StrEnum):
     """What an ActionLog row records as attempted through the bot."""
 
     ACK = "ack"
+    ASSESS = "assess"
     RELEASE_PROMPT = "release_prompt"  # the 已发布 button: asks for the link
     RELEASE = "release"
     PRESS = "press"
@@ -90,6 +93,37 @@ def _ack(rest: list[str]) -> Runner:
     return lambda s, i, actor, now: actions.acknowledge(s, i, actor=actor, now=now)
 
 
+_ASSESS_KEYS = {"等级": "severity", "severity": "severity", "类别": "category", "category": "category",
+                "部门": "department", "责任单位": "department", "department": "department", "处置": "handling",
+                "handling": "handling"}
+
+
+def _choice(value: str, enum: type[Category] | type[Severity] | type[HandlingType]) -> Any:
+    """An enum member by its value or its Chinese label (II / 重大, EMERGENCY / 突发事件, confusion / 模糊认识)."""
+    for member in enum:
+        if value.upper() == member.value.upper() or value == member.label:
+            return member
+    return None
+
+
+def _assess(rest: list[str]) -> Runner | None:
+    """研判 from the phone: `/assess 12 等级=II 部门=防火处 处置=模糊认识 类别=突发事件` (any of them)."""
+    given: dict[str, str] = {}
+    for token in rest:
+        key, sep, value = token.replace("＝", "=").partition("=")
+        if not sep or _ASSESS_KEYS.get(key.strip().lower()) is None or not value.strip():
+            return None
+        given[_ASSESS_KEYS[key.strip().lower()]] = value.strip()
+    severity = _choice(given["severity"], Severity) if "severity" in given else None
+    category = _choice(given["category"], Category) if "category" in given else None
+    handling = _choice(given["handling"], HandlingType) if "handling" in given else None
+    if not given or ("severity" in given and severity is None) or ("category" in given and category is None) \
+            or ("handling" in given and handling is None):
+        return None
+    return lambda s, i, actor, now: actions.assess(s, i, actor=actor, now=now, severity=severity, category=category,
+                                                   department=given.get("department"), handling_type=handling)
+
+
 def _release(rest: list[str]) -> Runner | None:
     if len(rest) != 1:
         return None
@@ -123,6 +157,8 @@ def _dismiss(rest: list[str]) -> Runner | None:
 
 COMMANDS: dict[str, CommandSpec] = {
     "ack": CommandSpec(BotAction.ACK, "/ack 事件编号", "/ack 12", _ack),
+    "assess": CommandSpec(BotAction.ASSESS, "/assess 事件编号 等级=I~IV 类别=… 部门=… 处置=…（任选）",
+                          "/assess 12 等级=II 部门=防火处 处置=模糊认识", _assess),
     "release": CommandSpec(BotAction.RELEASE, "/release 事件编号 发布链接", f"/release 12 {EXAMPLE_URL}", _release),
     "press": CommandSpec(BotAction.PRESS, "/press 事件编号 [发布会链接]", f"/press 12 {EXAMPLE_URL}", _press),
     "update": CommandSpec(BotAction.UPDATE, "/update 事件编号 发布链接", f"/update 12 {EXAMPLE_URL}", _update),
@@ -135,6 +171,7 @@ HELP: list[tuple[str, str]] = [
     ("list", "未结事件，按最近时限排序"),
     ("status", "事件详情：/status 事件编号"),
     ("ack", "值班确认：/ack 事件编号"),
+    ("assess", "研判：/assess 事件编号 等级=II 部门=防火处 处置=模糊认识"),
     ("release", "已发布权威信息：/release 事件编号 发布链接"),
     ("press", "已召开新闻发布会：/press 事件编号 [链接]"),
     ("update", "已持续发布：/update 事件编号 发布链接"),

@@ -217,6 +217,26 @@ def test_release_command_meets_the_5h_clock_and_stops_its_reminders(db: Engine,
     assert _incident(db, 1).status == IncidentStatus.RELEASED
 
 
+def test_assess_from_the_phone_raises_the_severity_and_assigns_the_department(db: Engine,
+                                                                             telegram: FakeTelegramServer) -> None:
+    async def scenario(w: World) -> None:
+        inc_id = await w.open("某县林区发生森林火灾", Severity.III)
+        w.clock.advance(H)
+        telegram.push_message(GROUP, OFFICER, f"/assess {inc_id} 等级=II 部门=防火处 处置=模糊认识")
+        reply = await w.reply("已研判事件")
+        assert "距5小时权威信息发布时限还剩 4小时" in reply["plain_text"]  # the new clocks, from first detection
+
+    run(db, telegram, scenario)
+    inc = _incident(db, 1)
+    assert (inc.severity, inc.department, inc.handling_type) == ("II", "防火处", "confusion")
+    assert inc.status == IncidentStatus.ASSESSED and inc.acknowledged_by == "张三"
+    with Session(db) as s:
+        kinds = {d.kind: d.status for d in s.exec(select(Deadline)).all()}
+    assert kinds == {"response_48h": DeadlineStatus.CANCELLED, "release_5h": DeadlineStatus.PENDING,
+                     "press_conference_24h": DeadlineStatus.PENDING}
+    assert [(r.action, r.allowed) for r in _log(db)] == [("assess", True)]
+
+
 def test_list_orders_open_incidents_by_the_nearest_deadline(db: Engine, telegram: FakeTelegramServer) -> None:
     async def scenario(w: World) -> None:
         later = await w.open("某市供水管道爆裂 部分小区停水", Severity.III)  # 48 h
@@ -354,6 +374,11 @@ def test_access_policy(chat: int, private: bool, user: int, write: bool, allow_p
     ("/release 12 https://a.example.cn/1", BotAction.RELEASE, 12, ""),
     ("/release 12", BotAction.RELEASE, 12, "参数不正确。用法：/release 事件编号 发布链接"),
     ("/press 12", BotAction.PRESS, 12, ""),
+    ("/assess 12 等级=II 部门=防火处 处置=模糊认识", BotAction.ASSESS, 12, ""),
+    ("/assess 12 severity=ii category=EMERGENCY handling=confusion", BotAction.ASSESS, 12, ""),
+    ("/assess 12 等级=V", BotAction.ASSESS, 12, "参数不正确。用法：/assess 事件编号"),
+    ("/assess 12 防火处", BotAction.ASSESS, 12, "参数不正确"),
+    ("/assess 12", BotAction.ASSESS, 12, "参数不正确"),
     ("/update 12 a b", BotAction.UPDATE, 12, "参数不正确"),
     ("/close 12 已妥善处置", BotAction.CLOSE, 12, ""),
     ("/dismiss 12 影视 剧情", BotAction.DISMISS, 12, ""),
