@@ -23,14 +23,14 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from alerts import heat
+from alerts import clocks, heat
 from alerts.actions import change_severity
 from alerts.assembly import build_router, run_once, single_active
 from alerts.bot import build_bot
 from alerts.clock import Clock, SystemClock
 from alerts.commands import add_commands as add_incident_commands
 from alerts.deadlines import freeze_policy
-from alerts.engine import AlertEngine, Scheduled
+from alerts.engine import AlertEngine
 from alerts.escalation import Trigger
 from alerts.features import extractor_for
 from alerts.heat import HeatParams
@@ -60,9 +60,9 @@ from crawlers.neardup import NearDupIndex, signature
 from crawlers.normalize import NormalizedPost, NormalizeError, normalize
 from crawlers.store import near_index, refresh_near_index
 from models.db import session_scope
-from models.enums import DeadlineStatus, EventKind, RawPostStatus, Severity
+from models.enums import EventKind, RawPostStatus, Severity
 from models.migrate import open_database
-from models.tables import Classification, Deadline, Incident, IncidentEvent, Post, RawPost
+from models.tables import Classification, Incident, IncidentEvent, Post, RawPost
 
 log = logging.getLogger("yuqing")
 
@@ -201,10 +201,7 @@ def _apply_changes(
             assert inc.id is not None
             adopt_copies(session, change.post_ids, inc.id)
             out.incidents += 1
-            rows = session.exec(select(Deadline).where(Deadline.incident_id == inc.id)
-                                .where(Deadline.status == DeadlineStatus.PENDING)).all()
-            out.scheduled += [Scheduled(d.id, d.token, d.next_notice_at) for d in rows
-                              if d.id is not None and d.next_notice_at is not None]
+            out.scheduled += clocks.triggers(clocks.rows(session, inc.id))
             out.scheduled += engine.triggers(session, inc, now)
         elif isinstance(change, JoinIncident):
             out.scheduled += _join(session, engine, change, now)

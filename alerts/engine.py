@@ -22,6 +22,7 @@ from alerts import deadlines as dl
 from alerts import escalation as esc
 from alerts.deadlines import Scheduled as Scheduled
 from alerts.escalation import EscalationDue, Router, Trigger, Wake
+from alerts.events import record
 from alerts.heat import view_fields
 from alerts.incidents import OpenIncident
 from alerts.outbox import Receiver, enqueue, record_superseded
@@ -51,7 +52,6 @@ from models.enums import (
 )
 from models.tables import Deadline, Delivery, Incident, IncidentEvent, Post
 
-SYSTEM = "system"
 log = logging.getLogger(__name__)
 
 
@@ -92,7 +92,7 @@ class AlertEngine:
                 post.incident_id = inc.id
                 copies += post.spread_count  # copies seen before the incident existed count too
         inc.post_count = max(copies, 1)
-        _event(session, inc.id, now, EventKind.OPENED,
+        record(session, inc.id, now, EventKind.OPENED,
                {"severity": inc.severity, "category": inc.category, "post_count": inc.post_count})
         rows = [clocks.add(session, inc, planned, now) for planned in dl.plan(policy, change.severity,
                                                                               change.first_seen_at)]
@@ -105,7 +105,7 @@ class AlertEngine:
             hold = self.router.quiet_until(inc, now, dl.scale(policy))
             duty = self.router.first_rung(self.router.roster(session, now), inc, now)
             receivers = self.receivers + self.router.receivers(duty)
-            _event(session, inc.id, now, EventKind.NOTIFIED, _notified(key, 0, duty, hold))
+            record(session, inc.id, now, EventKind.NOTIFIED, _notified(key, 0, duty, hold))
             if self.router.escalates:
                 inc.next_escalation_at = (hold or now) + self.router.wait_after(False, dl.scale(policy))
         enqueue(session, alert_key=key, reason=NotifyReason.OPENED, message=message, receivers=receivers, now=now,
@@ -156,7 +156,7 @@ class AlertEngine:
             d.status = DeadlineStatus.MISSED
             d.missed_reason = d.missed_reason or "时限内未标记完成"
             d.token += 1
-            _event(s, inc.id, now, EventKind.DEADLINE_MISSED, {"kind": d.kind, "due_at": d.due_at.isoformat()})
+            record(s, inc.id, now, EventKind.DEADLINE_MISSED, {"kind": d.kind, "due_at": d.due_at.isoformat()})
             follow = clocks.follow_up(s, inc, d, now)
             s.flush()
             self._follow_ups += clocks.triggers(follow)
@@ -170,7 +170,7 @@ class AlertEngine:
             receivers, hold, detail = self._routed(s, inc, d, notice, now, key)
         enqueue(s, alert_key=key, reason=notice.reason, message=message, receivers=receivers, now=now,
                 incident_id=inc.id, deadline_id=d.id, not_before=hold)
-        _event(s, inc.id, now, EventKind.NOTIFIED, detail)
+        record(s, inc.id, now, EventKind.NOTIFIED, detail)
 
     def _routed(self, s: Session, inc: Incident, d: Deadline, notice: dl.Notice, now: datetime,
                 key: str) -> tuple[list[Receiver], datetime | None, dict[str, Any]]:
@@ -320,7 +320,7 @@ class AlertEngine:
         console = [r for r in self.receivers if r.channel == "console"]
         enqueue(s, alert_key=key, reason=NotifyReason.ESCALATION, message=message, now=now, incident_id=inc.id,
                 receivers=console + self.router.receivers(step.people))
-        _event(s, inc.id, now, EventKind.ESCALATED, {
+        record(s, inc.id, now, EventKind.ESCALATED, {
             "alert_key": key, "rung": step.rung, "role": step.role.value, "people": [p.name for p in step.people],
             "repeat": step.repeat, "unacked": list(before.names), "waited_s": view.waited.total_seconds()})
         inc.escalation_level = step.rung
@@ -337,10 +337,6 @@ def _notified(key: str, rung: int, people: list[Person], hold: datetime | None) 
 
 def _notice_key(d: Deadline, notice: dl.Notice) -> str:
     return f"deadline:{d.id}:{notice.reason.value}:{notice.index}"
-
-
-def _event(s: Session, incident_id: int, now: datetime, kind: EventKind, detail: dict[str, Any]) -> None:
-    s.add(IncidentEvent(incident_id=incident_id, at=now, actor=SYSTEM, kind=kind.value, detail=detail))
 
 
 def incident_view(inc: Incident) -> IncidentView:

@@ -18,7 +18,7 @@ from alerts import deadlines as dl
 from alerts.engine import deadline_view, incident_view
 from alerts.handling import draft, handling_of
 from alerts.render import Message, countdown_line, format_remaining, format_span
-from models.enums import Category, DeadlineStatus, EventKind, HandlingType, IncidentStatus, Severity
+from models.enums import Category, DeadlineStatus, EventKind, IncidentStatus, Severity
 from models.tables import Deadline, Delivery, Incident, IncidentEvent
 
 Line = tuple[str, str]  # (plain, html)
@@ -149,13 +149,6 @@ def _status_text(inc: Incident, now: datetime, tz: tzinfo) -> str:
     if status is IncidentStatus.DISMISSED and inc.dismiss_reason:
         text += f"　原因：{inc.dismiss_reason}"
     return text
-
-
-def _handling(inc: Incident) -> HandlingType | None:
-    try:
-        return HandlingType(inc.handling_type) if inc.handling_type else None
-    except ValueError:
-        return None
 
 
 def handling_text(inc: Incident) -> str:
@@ -290,7 +283,8 @@ def deadline_json(inc: Incident, d: Deadline, now: datetime) -> dict[str, Any]:
 def overview_json(o: Overview, now: datetime) -> dict[str, Any]:
     inc = o.incident
     nxt = o.next_due
-    handling = _handling(inc)
+    kind, assessed = handling_of(inc)
+    handling = kind if assessed else None  # advice once 研判 chose the type
     return {
         "id": inc.id, "title": inc.title, "status": inc.status, "status_label": IncidentStatus(inc.status).label,
         "severity": inc.severity, "category": inc.category, "department": inc.department,
