@@ -17,7 +17,14 @@ hand-labelled hot-search sample, and any user-supplied labelled JSONL file.
 - weibo-senti, sophonplus: sentiment 1 → positive, 0 → negative.
 - hot-search: Weibo hot-search titles with Weibo's own tag mapped through label_mapping.json (weak labels).
 - hot-search-labelled: the 400 titles in classifier/eval/hot_search_labels.jsonl (drawn with
-  random.Random(20240520).sample over line numbers), labels joined to the titles at load time.
+  random.Random(20240520).sample over line numbers), labels joined to the titles at load time. Held out.
+- hot-search-train: 10,000 more titles in classifier/train_labels/hot_search_labels.jsonl (refs and labels
+  only), labelled by the team under the same rules, for training only. Drawn in two rounds (2,000 with
+  random.Random(20261205): 900 tagged 社会, 300 时事, 400 暂无, the rest any tag; 8,000 with
+  random.Random(20261206): half tagged 社会/时事, half any other tag), leaving out the held-out titles, any
+  text already drawn, and any title whose character bigrams overlap a held-out title's by Jaccard ≥ 0.4
+  (hot-search titles recur with small variations). A second annotator relabelled the 400 held-out titles
+  blind: relevance F1 0.957 between the two (κ 0.95), category agreement 0.90 where both said relevant.
 
 Labelling rules for hot_search_labels.jsonl (one reader, applied to the title alone):
 - relevant = a mainland-China public-affairs matter a government agency would monitor or answer for.
@@ -56,6 +63,7 @@ from models.enums import Category, Sentiment, Severity
 
 SHANGHAI = timezone(timedelta(hours=8))
 LABELS_FILE = Path(__file__).with_name("eval") / "hot_search_labels.jsonl"
+TRAIN_LABELS_FILE = Path(__file__).with_name("train_labels") / "hot_search_labels.jsonl"
 HOT_FILE = "weibo_hot_titles_2024-2026.jsonl"
 IRRELEVANT_TOPICS = ("sports", "game", "entertainment")
 _SENTIMENT = {"1": Sentiment.POSITIVE.value, "0": Sentiment.NEGATIVE.value}
@@ -277,6 +285,7 @@ DATASETS: dict[str, Callable[[Path], list[LabelledText]]] = {
     "sophonplus": _sophonplus,
     "hot-search": _hot_search,
     "hot-search-labelled": load_hot_search_labels,
+    "hot-search-train": lambda root: load_hot_search_labels(root, TRAIN_LABELS_FILE),
 }
 
 

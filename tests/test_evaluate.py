@@ -208,3 +208,31 @@ def test_hand_labelled_hot_search_sample(loaded: dict[str, list[LabelledText]]) 
     assert len(hot) == 400 and 40 <= sum(bool(i.relevant) for i in hot) <= 160
     assert all((i.category == "IRRELEVANT") == (i.relevant is False) for i in hot)
     assert all(i.category in {*Category.__members__, None} for i in hot)
+
+
+def _label_rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_training_labels_never_touch_the_held_out_sample() -> None:
+    """The team's 10,000 training labels: well-formed, one per title, none of them a held-out title."""
+    from classifier.datasets import LABELS_FILE, TRAIN_LABELS_FILE
+
+    train, held = _label_rows(TRAIN_LABELS_FILE), _label_rows(LABELS_FILE)
+    assert len(train) == 10_000 and len({r["ref"] for r in train}) == 10_000
+    assert not {r["ref"] for r in train} & {r["ref"] for r in held}
+    assert all(set(r) == {"ref", "relevant", "category"} for r in train)
+    assert all((r["category"] == "IRRELEVANT") == (r["relevant"] is False) for r in train)
+    assert all(r["category"] in {*Category.__members__, None} for r in train)
+    assert 0.15 < sum(r["relevant"] for r in train) / len(train) < 0.4
+
+
+def test_training_titles_are_no_near_repeats_of_held_out_ones(loaded: dict[str, list[LabelledText]]) -> None:
+    def grams(text: str) -> set[str]:
+        text = "".join(text.split())
+        return {text[i:i + 2] for i in range(len(text) - 1)} or {text}
+
+    held = [grams(i.text) for i in loaded["hot-search-labelled"]]
+    train = loaded["hot-search-train"]
+    assert len(train) == 10_000 and not {i.text for i in train} & {i.text for i in loaded["hot-search-labelled"]}
+    assert not [i.text for i in train for h in held if len(grams(i.text) & h) / len(grams(i.text) | h) >= 0.4]
