@@ -29,11 +29,12 @@ class CorpusError(ValueError):
 @dataclass(frozen=True)
 class Example:
     """One training row. `category` None (a JSONL line with "category": null) makes a sentiment-only row:
-    it trains the sentiment head and nothing else."""
+    it trains the sentiment head and nothing else; `sentiment` None ("sentiment": null) makes a row that
+    trains category and severity but not sentiment (a line without the key is neutral)."""
 
     text: str
     category: str | None
-    sentiment: str
+    sentiment: str | None
     severity: str | None
 
     @property
@@ -58,10 +59,13 @@ def _example(row: Any, path: Path, lineno: int) -> Example:
     text = f"{title}\n{row['text']}" if title else str(row["text"])
     try:
         category = Category(row["category"]).value if row["category"] is not None else None
-        sentiment = Sentiment(row.get("sentiment", "neutral")).value
+        raw = row.get("sentiment", Sentiment.NEUTRAL.value)
+        sentiment = None if raw is None else Sentiment(raw).value
         severity = Severity(row["severity"]).value if row.get("severity") else None
     except (KeyError, ValueError) as exc:
         raise CorpusError(f"{where}: bad label: {exc}") from None
+    if category is None and sentiment is None:
+        raise CorpusError(f"{where}: 'category' and 'sentiment' are both null: the row would train nothing")
     if category in (None, Category.IRRELEVANT.value):
         severity = None
     elif severity is None:

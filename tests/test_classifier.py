@@ -116,6 +116,19 @@ def test_sentiment_only_rows_train_the_sentiment_head_alone(tmp_path: Path) -> N
     assert any(e.category is None for e in load_examples(seed_files()))
 
 
+def test_rows_with_null_sentiment_train_category_alone(tmp_path: Path) -> None:
+    rows = tmp_path / "rows.jsonl"
+    lines = [{"text": "【冷笑话】为什么企鹅只有肚子是白的", "category": "IRRELEVANT", "sentiment": None},
+             {"text": "没有标签", "category": None, "sentiment": None}]
+    rows.write_text(json.dumps(lines[0], ensure_ascii=False) + "\n", encoding="utf-8")
+    [joke] = load_examples([rows])
+    assert (joke.category, joke.sentiment, joke.severity) == ("IRRELEVANT", None, None)
+    rows.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines), encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"rows.jsonl:2: 'category' and 'sentiment' are both null"):
+        load_examples([rows])
+    assert any(e.sentiment is None and e.category for e in load_examples(seed_files()))
+
+
 def test_train_if_missing_skips_when_a_model_is_active(tmp_path: Path, model_dir: Path) -> None:
     res = subprocess.run(
         [sys.executable, "-m", "pipeline", "train", "--if-missing", "--config", str(_config(tmp_path, model_dir))],
