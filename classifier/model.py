@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from classifier.segment import CharNgramTfidf
+from classifier.segment import WORDLIKE, CharNgramTfidf
 from classifier.severity import figure_severity
 from models.enums import Category, Sentiment, Severity
 
@@ -182,7 +182,7 @@ class TextModel:
                 term = self._term(int(row.indices[j]))
                 if contrib[j] <= 0 or len(terms) >= k:
                     break
-                if " " not in term:
+                if " " not in term and WORDLIKE.search(term):  # punctuation explains nothing to an analyst
                     terms.append({"term": term, "weight": round(float(contrib[j]), 4)})
             out[name] = {"label": label, "terms": terms}
         return out

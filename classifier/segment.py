@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
     from scipy.sparse import csr_matrix
 
-_WORDLIKE = re.compile(r"[\w\u4e00-\u9fff]", re.UNICODE)
+WORDLIKE = re.compile(r"[\w\u4e00-\u9fff]", re.UNICODE)
 STOPWORDS = frozenset(
     [
         "的", "了", "是", "在", "和", "与", "及", "或", "也", "就", "都", "而",
@@ -62,7 +62,7 @@ class Segmenter:
     def words(self, text: str) -> list[str]:
         """Content words: NFKC-folded, lower-cased, without punctuation, white space or stop words."""
         folded = unicodedata.normalize("NFKC", text).lower()
-        return [w for w in self._jieba().lcut(folded) if _WORDLIKE.search(w) and w not in STOPWORDS]
+        return [w for w in self._jieba().lcut(folded) if WORDLIKE.search(w) and w not in STOPWORDS]
 
     def __getstate__(self) -> dict[str, Any]:
         return {"_user_dicts": self._user_dicts}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from classifier.model import META, TextModel, active_version
-from classifier.segment import CharNgramTfidf, fold
+from classifier.segment import WORDLIKE, CharNgramTfidf, fold
 from classifier.train import FEATURE_REVISION, load_examples, seed_files, train
 from models.enums import Category
 
@@ -63,6 +63,7 @@ def test_explain_names_terms_present_in_the_text(model: TextModel, posts: list[s
             terms = head["terms"]
             assert 1 <= len(terms) <= 5
             assert all(t["term"] in fold(text) and t["weight"] > 0 for t in terms)
+            assert all(WORDLIKE.search(t["term"]) for t in terms)  # never bare punctuation such as "！！"
             assert [t["weight"] for t in terms] == sorted((t["weight"] for t in terms), reverse=True)
     assert all(v.explain == {} for v in model.predict(posts))
 
