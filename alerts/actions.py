@@ -135,10 +135,16 @@ def _load_published(s: Session, incident_id: int, url: str | None) -> Incident |
 
 
 def release(s: Session, incident_id: int, *, actor: str, now: datetime, url: str) -> ActionResult:
-    """权威信息已发布 (with the link): meets the release deadlines (5 h, 48 h response)."""
+    """权威信息已发布 (with the link): meets the release deadlines (5 h, 48 h response). Recorded once: pressing
+    it again with the same link changes nothing, with another link is refused (that is a follow-up)."""
     inc = _load_published(s, incident_id, url)
     if isinstance(inc, ActionResult):
         return inc
+    if inc.released_at is not None:  # the first release stands: its time is what timeliness is judged by
+        if url == inc.release_url:
+            return ActionResult(True, f"事件 #{incident_id} 的权威信息发布已记录", incident_id)
+        return ActionResult(False, f"事件 #{incident_id} 已记录权威信息发布（{inc.release_url}）；新的发布请记为"
+                                   f"后续发布：/update {incident_id} 发布链接", incident_id)
     if inc.acknowledged_at is None:
         inc.acknowledged_at, inc.acknowledged_by, inc.next_escalation_at = now, actor, None
     inc.released_at, inc.release_url = now, url

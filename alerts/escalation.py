@@ -5,7 +5,8 @@ chain's first rung (值班员); reminders to the groups, the duty officers and �
 department — that department's reachable people; an overdue notice to all of those plus the leaders of
 `escalation.missed_to` (分管领导, 主要领导). A person is reached on every active channel they have: Telegram
 (their user/chat id), email (their address), WeCom/DingTalk (the group robot's message with an @-mention of
-their mobile: a last line "@13800000000 …"; robots that support mentions turn it into a real one).
+their mobile: a last line "@13800000000 …", sent as WeCom's mentioned_mobile_list and DingTalk's
+at.atMobiles so those members are notified; Feishu shows the line as text).
 
 Escalation: while nobody acknowledges, every `escalation.wait` the notice climbs to the next rung of the
 incident department's chain (default 值班员 → 科室负责人 → 分管领导 → 主要领导) with nobody reachable on it

@@ -91,6 +91,23 @@ def test_release_meets_the_5h_clock_and_press_conference_starts_updates(db: Engi
     assert clocks[("update", 1)].status == DeadlineStatus.MET and clocks[("update", 2)].due_at == T0 + 64 * H
 
 
+def test_a_second_release_keeps_the_first_time_and_link(db: Engine, model: TextModel, settings: Settings) -> None:
+    inc_id = _opened(db, model, settings)
+    with Session(db) as s:
+        assert actions.release(s, inc_id, actor="张三", now=T0 + 3 * H, url=URL).ok
+        s.commit()
+    with Session(db) as s:  # a double tap on 已发布, then a different link six hours late
+        again = actions.release(s, inc_id, actor="李四", now=T0 + 4 * H, url=URL)
+        other = actions.release(s, inc_id, actor="李四", now=T0 + 9 * H, url=URL + "/2")
+        s.commit()
+        assert again.ok and "已记录" in again.message
+        assert not other.ok and f"/update {inc_id}" in other.message and URL in other.message
+        inc = s.get(Incident, inc_id)
+        assert inc is not None and inc.released_at == T0 + 3 * H and inc.release_url == URL
+        events = s.exec(select(IncidentEvent).where(IncidentEvent.kind == "released")).all()
+        assert [e.actor for e in events] == ["张三"]
+
+
 def test_raising_severity_replans_from_first_detection(db: Engine, model: TextModel, settings: Settings) -> None:
     inc_id = _opened(db, model, settings)
     with Session(db) as s:

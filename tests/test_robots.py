@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from alerts.clock import FakeClock
-from alerts.notifiers._robot import truncate_utf8
+from alerts.notifiers._robot import mentioned_mobiles, truncate_utf8
 from alerts.notifiers.base import DeliveryError, NotConfiguredError, Notifier
 from alerts.notifiers.dingtalk import DingTalkNotifier, dingtalk_sign, dingtalk_timestamp
 from alerts.notifiers.feishu import FeishuNotifier, feishu_sign
@@ -213,6 +213,29 @@ def test_feishu_at_tags_in_crawled_text_mention_nobody() -> None:
     with FakeFeishu(token=TOKEN) as fake:
         _send(FeishuNotifier(fake.webhook_url, None, timeout=3), '标题<at user_id="all">所有人</at>< AT id=1>')
         assert fake.messages == ['标题＜at user_id="all">所有人＜/at>＜ AT id=1>']
+
+
+def test_mention_line_becomes_a_real_mention_on_wecom_and_dingtalk() -> None:
+    body = TEXT + "\n@13800000000 @13900000001"
+    with FakeWeCom(token=TOKEN) as wecom:
+        _send(WeComNotifier(wecom.webhook_url, None, timeout=3), body)
+        text = wecom.requests[0]["json"]["text"]
+        assert text == {"content": body, "mentioned_mobile_list": ["13800000000", "13900000001"]}
+        _send(WeComNotifier(wecom.webhook_url, None, timeout=3), TEXT)
+        assert "mentioned_mobile_list" not in wecom.requests[1]["json"]["text"]
+    with FakeDingTalk(token=TOKEN) as ding:
+        _send(DingTalkNotifier(ding.webhook_url, None, timeout=3), body)
+        sent = ding.requests[0]["json"]
+        assert sent["at"] == {"atMobiles": ["13800000000", "13900000001"], "isAtAll": False}
+        assert sent["text"]["content"].endswith("@13800000000 @13900000001")  # shown where it is written
+
+
+def test_only_a_last_line_of_mentions_counts() -> None:
+    assert mentioned_mobiles("标题\n@13800000000") == ["13800000000"]
+    assert mentioned_mobiles("标题\n@13800000000 \n") == ["13800000000"]
+    assert mentioned_mobiles("网传@13800000000 说\n链接：x") == []  # crawled text mentions nobody
+    assert mentioned_mobiles("@13800000000\n事件编号：#3") == []
+    assert mentioned_mobiles("标题\n@13800000000 @all") == []
 
 
 def test_truncate_utf8_never_splits_a_character() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -40,6 +41,16 @@ class RobotReply:
 def truncate_utf8(text: str, limit: int) -> str:
     """`text` if it fits in `limit` UTF-8 bytes, else its longest prefix that fits together with "…"."""
     return truncate(text, limit, "utf8")
+
+
+_MENTION_LINE = re.compile(r"@\d{5,15}(?: @\d{5,15})*")
+
+
+def mentioned_mobiles(body: str) -> list[str]:
+    """The mobiles of the "@13800000000 @13900000000" line the outbox appends last for group robots, so the
+    robot can mention them for real (WeCom `mentioned_mobile_list`, DingTalk `at.atMobiles`)."""
+    last = body.rstrip().rsplit("\n", 1)[-1].strip()
+    return [m.lstrip("@") for m in last.split(" ")] if _MENTION_LINE.fullmatch(last) else []
 
 
 def scrub(text: str, secrets: tuple[str, ...]) -> str:

@@ -11,7 +11,8 @@ whatever the robot is configured with); without a secret, messages go unsigned.
 The clock must be wall time (never the drill clock). Content over 20000 UTF-8 bytes is cut at a character
 boundary. Failures: network, HTTP 429/5xx, errcode -1 and 130101 (too fast, 20/min) are transient; any other
 errcode (310000 sign/keyword/IP check failed, 300001 bad token, …) and other HTTP 4xx are fatal. Neither the
-token nor the secret appears in an error message or in httpx's request log.
+token nor the secret appears in an error message or in httpx's request log. The outbox's last line of
+@-mentions becomes ``at.atMobiles``, which is what makes DingTalk notify those members.
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from alerts.clock import Clock, SystemClock
-from alerts.notifiers._robot import RobotNotifier, check_http_url, protect_secrets, truncate_utf8
+from alerts.notifiers._robot import (
+    RobotNotifier,
+    check_http_url,
+    mentioned_mobiles,
+    protect_secrets,
+    truncate_utf8,
+)
 from alerts.notifiers.base import NotConfiguredError
 from alerts.notifiers.limits import LIMITS
 
@@ -71,5 +78,8 @@ class DingTalkNotifier(RobotNotifier):
         return self._url.copy_merge_params({"timestamp": str(ts), "sign": dingtalk_sign(self._secret, ts)})
 
     def request(self, body: str) -> tuple[httpx.URL, dict[str, Any]]:
-        payload = {"msgtype": "text", "text": {"content": truncate_utf8(body, DINGTALK_TEXT_LIMIT)}}
+        payload: dict[str, Any] = {"msgtype": "text", "text": {"content": truncate_utf8(body, DINGTALK_TEXT_LIMIT)}}
+        mobiles = mentioned_mobiles(body)
+        if mobiles:  # the "@mobile" text stays in the content: DingTalk shows the mention where it appears
+            payload["at"] = {"atMobiles": mobiles, "isAtAll": False}
         return self.signed_url(self._clock.now()), payload

@@ -8,8 +8,10 @@ Content over 2048 UTF-8 bytes is cut at a character boundary and ends with "…"
 
 Failures: network errors, HTTP 429/5xx, errcode -1 (system busy) and 45009 (20 messages/min per robot) are
 transient (`retry_after` from Retry-After, else 60 s for rate limits); any other errcode (93000 invalid
-webhook, 40008 …) and other HTTP 4xx are fatal. The webhook key never appears in an error message or in
-httpx's request log (a redacting filter is installed on the "httpx" logger).
+webhook, 40008 …) and other HTTP 4xx are fatal. The outbox's last line of @-mentions ("@13800000000 …")
+becomes ``text.mentioned_mobile_list``, which is what makes WeCom notify those members. The webhook key
+never appears in an error message or in httpx's request log (a redacting filter is installed on the "httpx"
+logger).
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from alerts.notifiers._robot import RobotNotifier, check_http_url, protect_secrets, truncate_utf8
+from alerts.notifiers._robot import (
+    RobotNotifier,
+    check_http_url,
+    mentioned_mobiles,
+    protect_secrets,
+    truncate_utf8,
+)
 from alerts.notifiers.base import NotConfiguredError
 from alerts.notifiers.limits import LIMITS
 
@@ -39,4 +47,8 @@ class WeComNotifier(RobotNotifier):
         super().__init__(url, protect_secrets(key), timeout)
 
     def request(self, body: str) -> tuple[httpx.URL, dict[str, Any]]:
-        return self._url, {"msgtype": "text", "text": {"content": truncate_utf8(body, WECOM_TEXT_LIMIT)}}
+        text: dict[str, Any] = {"content": truncate_utf8(body, WECOM_TEXT_LIMIT)}
+        mobiles = mentioned_mobiles(body)
+        if mobiles:
+            text["mentioned_mobile_list"] = mobiles
+        return self._url, {"msgtype": "text", "text": text}
