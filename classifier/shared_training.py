@@ -116,7 +116,7 @@ def shared_examples(
     seed_model = seed_model or _seed_model()
     ced = fresh(time_split(load_dataset("ced", root), CED_TRAIN_FRACTION)[0])
     ced = [i for i in ced if not i.rumour] + _cap([i for i in ced if i.rumour], recipe.ced_rumours, seed)
-    rows += _ced_rows(ced, seed_model)
+    rows += _topic_rows(ced, seed_model)
     thuc = fresh([i for i in load_dataset("thucnews", root)
                   if ":dev.tsv:" in i.ref and i.category == Category.IRRELEVANT.value])
     rows += [(i.text, Category.IRRELEVANT.value, None) for i in _cap(thuc, recipe.thuc_irrelevant, seed)]
@@ -131,7 +131,7 @@ def shared_examples(
     relevant = [i for i in hot if i.category != Category.IRRELEVANT.value and i.tag not in recipe.hot_skip_tags]
     rows += [(i.text, i.category, None) for i in _cap(relevant, recipe.hot_relevant, seed)
              + _cap(irrelevant, recipe.hot_irrelevant, seed)]
-    rows += _hand_rows(_cap(team, recipe.hot_hand, seed), seed_model)
+    rows += _topic_rows(_cap(team, recipe.hot_hand, seed), seed_model)
     labels: Labels = {"category": [r[1] for r in rows], "sentiment": [r[2] for r in rows],
                       "severity": [None] * len(rows)}
     return [r[0] for r in rows], labels
@@ -143,18 +143,13 @@ def _seed_model() -> TextModel:
     return fit_examples(load_examples(seed_files()), [], _empty(), "seed")
 
 
-def _ced_rows(items: list[LabelledText], seed_model: TextModel) -> list[tuple[str, str | None, str | None]]:
-    verdicts = seed_model.predict([i.text for i in items])
-    return [(i.text, i.category or _non_rumour(v.category_scores), None)
-            for i, v in zip(items, verdicts, strict=True)]
-
-
-def _hand_rows(items: list[LabelledText], seed_model: TextModel) -> list[tuple[str, str | None, str | None]]:
-    """Team-labelled titles: their category; relevant ones without one of the five (diplomacy, space, the
-    economy) take the seed model's best category other than FALSE_INFO and IRRELEVANT, as CED non-rumours do."""
-    verdicts = seed_model.predict([i.text for i in items])
-    return [(i.text, i.category or _non_rumour(v.category_scores), None)
-            for i, v in zip(items, verdicts, strict=True)]
+def _topic_rows(items: list[LabelledText], seed_model: TextModel) -> list[tuple[str, str | None, str | None]]:
+    """Each item with its category. Where the source leaves the topic open (CED non-rumours; team-labelled
+    titles that are relevant but none of the five: diplomacy, space, the economy), the seed model's best
+    category other than FALSE_INFO and IRRELEVANT; only those items are classified."""
+    open_topic = [i for i in items if i.category is None]
+    guesses = iter(seed_model.predict([i.text for i in open_topic]))
+    return [(i.text, i.category or _non_rumour(next(guesses).category_scores), None) for i in items]
 
 
 def _non_rumour(scores: dict[str, float]) -> str:
